@@ -1,0 +1,50 @@
+//! The errno values the ABI gives back, in one place (shared/ABI.md).
+//!
+//! A newtype, not an enum: any kernel errno can pass through unchanged.
+
+use std::fmt;
+
+/// A positive errno value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// ABI.md §2: unknown `cmd` (INIT or other), every copy fault; §4: wrong
+    /// kind of fd.
+    pub const EINVAL: Errno = Errno(libc::EINVAL);
+    /// ABI.md §2: unknown ioctl number; §4: an fd that does not exist.
+    pub const ENODEV: Errno = Errno(libc::ENODEV);
+    /// ABI.md §2: the per-queue limit of registered kevents.
+    pub const ENFILE: Errno = Errno(libc::ENFILE);
+    /// ABI.md §3: unknown event type on ADD.
+    pub const E2BIG: Errno = Errno(libc::E2BIG);
+    /// The daemon may not reach the caller (no pid, another namespace).
+    pub const EPERM: Errno = Errno(libc::EPERM);
+    /// Where the ABI is silent and something failed inside the daemon.
+    pub const EIO: Errno = Errno(libc::EIO);
+    /// Out of memory or descriptors inside the daemon.
+    pub const ENOMEM: Errno = Errno(libc::ENOMEM);
+    /// An event type this build does not service yet.
+    pub const ENOSYS: Errno = Errno(libc::ENOSYS);
+    /// Reply for LOOKUP on the single-file FUSE mount.
+    pub const ENOENT: Errno = Errno(libc::ENOENT);
+    /// A bad file descriptor.
+    pub const EBADF: Errno = Errno(libc::EBADF);
+
+    /// From an `std::io::Error`, EIO when it carries no errno.
+    pub fn from_io(e: &std::io::Error) -> Errno {
+        Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+impl From<rustix::io::Errno> for Errno {
+    fn from(e: rustix::io::Errno) -> Self {
+        Errno(e.raw_os_error())
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
+    }
+}

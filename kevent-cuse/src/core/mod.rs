@@ -1,0 +1,415 @@
+//! The queues: registrations, the ready FIFO and the ADD/REMOVE/MODIFY rules
+//! of shared/ABI.md sections 2 and 3. Pure bookkeeping: no syscalls here; the
+//! sources do the watching and the transport does the caller's memory.
+//!
+//! One open of the device is one [`Queue`]; dup() and fork() share it because
+//! the kernel hands every request on that open file description the same
+//! file handle.
+
+mod errno;
+mod queue;
+
+pub use errno::Errno;
+pub use queue::Queue;
+
+use crate::sources::{Notice, Outcome, Source};
+use kevent_protocol::kevent::{
+    KeventKey, Ukevent, KEVENT_MAX, KEVENT_REQ_ONESHOT, KEVENT_RET_BROKEN, KEVENT_RET_DONE,
+};
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::time::Instant;
+
+/// Identifies one queue (the FUSE file handle of its open).
+pub type QueueId = u64;
+
+/// Identifies one registration for the daemon's lifetime (never reused, so a
+/// late notice from a source can never hit a newer registration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegId(pub u64);
+
+/// Who made a request: the thread id from the request header (0 when the
+/// caller is not visible in the daemon's pid namespace) and its fs ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Caller {
+    /// Thread id of the caller.
+    pub tid: u32,
+    /// fsuid.
+    pub uid: u32,
+    /// fsgid.
+    pub gid: u32,
+}
+
+/// A registered kevent.
+#[derive(Debug, Clone)]
+struct Registration {
+    queue: QueueId,
+    uk: Ukevent,
+    ready: bool,
+    /// The source reported its object gone: unregister on delivery.
+    broken: bool,
+}
+
+/// What an ADD, REMOVE or MODIFY produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtlOutput {
+    /// The ukevents to write back at the start of the array, in order.
+    pub events: Vec<Ukevent>,
+    /// The new `hdr.num`, when the header is to be rewritten.
+    pub num: Option<u32>,
+    /// The ioctl's return value or errno.
+    pub result: Result<u32, Errno>,
+}
+
+/// Every queue of the daemon and the sources that feed them.
+pub struct Core {
+    queues: HashMap<QueueId, Queue>,
+    regs: HashMap<RegId, Registration>,
+    sources: Vec<Option<Box<dyn Source>>>,
+    next_queue: QueueId,
+    next_reg: u64,
+    max_kevents: u32,
+}
+
+impl Core {
+    /// A core with no sources and the given per-queue limit.
+    pub fn new(max_kevents: u32) -> Self {
+        Core {
+            queues: HashMap::new(),
+            regs: HashMap::new(),
+            sources: (0..KEVENT_MAX).map(|_| None).collect(),
+            next_queue: 1,
+            next_reg: 1,
+            max_kevents,
+        }
+    }
+
+    /// Plugs in the source for event type `ty`.
+    pub fn set_source(&mut self, ty: u32, source: Box<dyn Source>) {
+        self.sources[ty as usize] = Some(source);
+    }
+
+    /// The fds the reactor must watch, by event type.
+    pub fn source_fds(&self) -> Vec<(u32, BorrowedFd<'_>)> {
+        self.sources
+            .iter()
+            .enumerate()
+            .filter_map(|(ty, s)| Some((ty as u32, s.as_ref()?.fd()?)))
+            .collect()
+    }
+
+    /// The earliest deadline any source asked for.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.sources
+            .iter()
+            .flatten()
+            .filter_map(|s| s.next_deadline())
+            .min()
+    }
+
+    /// A new queue (one open of the device).
+    pub fn open(&mut self, nonblock: bool) -> QueueId {
+        let id = self.next_queue;
+        self.next_queue += 1;
+        self.queues.insert(id, Queue::new(nonblock));
+        id
+    }
+
+    /// The queue, if it exists.
+    pub fn queue(&self, q: QueueId) -> Option<&Queue> {
+        self.queues.get(&q)
+    }
+
+    /// Number of open queues.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Last close: unregisters every kevent of the queue.
+    pub fn release(&mut self, q: QueueId) {
+        let Some(queue) = self.queues.remove(&q) else {
+            return;
+        };
+        for reg in queue.all_regs() {
+            if let Some(r) = self.regs.remove(&reg) {
+                if let Some(src) = self.sources[r.uk.type_ as usize].as_mut() {
+                    src.unregister(reg);
+                }
+            }
+        }
+    }
+
+    /// ADD (ABI.md §3).
+    pub fn add(&mut self, q: QueueId, input: &[Ukevent], caller: &Caller) -> CtlOutput {
+        let Some(queue) = self.queues.get(&q) else {
+            return CtlOutput::error(Errno::EBADF);
+        };
+        // "An ADD that would reach 1024 adds nothing and fails with ENFILE."
+        if queue.len() as u64 + input.len() as u64 > self.max_kevents as u64 {
+            return CtlOutput::error(Errno::ENFILE);
+        }
+        enum Last {
+            Queued,
+            Ready,
+            Failed(Errno),
+        }
+        let mut last = Last::Queued;
+        let mut out = Vec::new();
+        for uk in input {
+            if uk.type_ >= KEVENT_MAX {
+                // Written back unchanged, not registered (ABI.md §3).
+                out.push(*uk);
+                last = Last::Failed(Errno::E2BIG);
+                continue;
+            }
+            let mut uk = *uk;
+            uk.ret_flags = 0;
+            let Some(src) = self.sources[uk.type_ as usize].as_mut() else {
+                uk.ret_flags = KEVENT_RET_BROKEN | KEVENT_RET_DONE;
+                out.push(uk);
+                last = Last::Failed(Errno::ENOSYS);
+                continue;
+            };
+            let reg = RegId(self.next_reg);
+            self.next_reg += 1;
+            match src.register(reg, &uk, caller) {
+                Outcome::Queued => {
+                    self.regs.insert(
+                        reg,
+                        Registration {
+                            queue: q,
+                            uk,
+                            ready: false,
+                            broken: false,
+                        },
+                    );
+                    self.queues
+                        .get_mut(&q)
+                        .expect("checked above")
+                        .insert(uk.key(), reg);
+                    last = Last::Queued;
+                }
+                Outcome::Ready(ret_data) => {
+                    uk.ret_flags |= KEVENT_RET_DONE;
+                    uk.ret_data = ret_data;
+                    out.push(uk);
+                    last = Last::Ready;
+                }
+                Outcome::Failed(e) => {
+                    uk.ret_flags = KEVENT_RET_BROKEN | KEVENT_RET_DONE;
+                    out.push(uk);
+                    last = Last::Failed(e);
+                }
+            }
+        }
+        let n = out.len() as u32;
+        let result = match last {
+            _ if input.is_empty() => Ok(0),
+            Last::Queued => Ok(n),
+            Last::Ready => Ok(1),
+            Last::Failed(e) => Err(e),
+        };
+        CtlOutput {
+            events: out,
+            num: Some(n),
+            result,
+        }
+    }
+
+    /// REMOVE (ABI.md §3): unregisters by key; drops an uncollected event.
+    pub fn remove(&mut self, q: QueueId, input: &[Ukevent]) -> CtlOutput {
+        if !self.queues.contains_key(&q) {
+            return CtlOutput::error(Errno::EBADF);
+        }
+        let events = input
+            .iter()
+            .map(|uk| {
+                let mut uk = *uk;
+                let found = self.queues[&q].find(&uk.key());
+                match found {
+                    Some(reg) => {
+                        self.unregister(reg);
+                        uk.ret_flags |= KEVENT_RET_DONE;
+                    }
+                    None => uk.ret_flags |= KEVENT_RET_BROKEN | KEVENT_RET_DONE,
+                }
+                uk
+            })
+            .collect();
+        CtlOutput {
+            events,
+            num: None,
+            result: Ok(0),
+        }
+    }
+
+    /// MODIFY (ABI.md §3): new event mask and req_flags, ret_flags cleared,
+    /// readiness re-checked at once. Returns the output and whether the
+    /// queue's ready list grew.
+    pub fn modify(&mut self, q: QueueId, input: &[Ukevent]) -> (CtlOutput, bool) {
+        if !self.queues.contains_key(&q) {
+            return (CtlOutput::error(Errno::EBADF), false);
+        }
+        let mut woke = false;
+        let events = input
+            .iter()
+            .map(|uk| {
+                let mut uk = *uk;
+                let Some(reg) = self.queues[&q].find(&uk.key()) else {
+                    uk.ret_flags |= KEVENT_RET_BROKEN | KEVENT_RET_DONE;
+                    return uk;
+                };
+                let r = self.regs.get_mut(&reg).expect("indexed registration");
+                r.uk.event = uk.event;
+                r.uk.req_flags = uk.req_flags;
+                r.uk.ret_flags = 0;
+                let current = r.uk;
+                let src = self.sources[current.type_ as usize]
+                    .as_mut()
+                    .expect("registered with this source");
+                match src.modify(reg, &current) {
+                    Outcome::Queued => uk.ret_flags |= KEVENT_RET_DONE,
+                    Outcome::Ready(_) => {
+                        uk.ret_flags |= KEVENT_RET_DONE;
+                        woke |= self.fire(Notice { reg, broken: false }).is_some();
+                    }
+                    Outcome::Failed(_) => uk.ret_flags |= KEVENT_RET_BROKEN | KEVENT_RET_DONE,
+                }
+                uk
+            })
+            .collect();
+        (
+            CtlOutput {
+                events,
+                num: None,
+                result: Ok(0),
+            },
+            woke,
+        )
+    }
+
+    /// A source reports activity: the kevent goes on its queue's ready list
+    /// once (coalescing). Returns the queue when its ready list grew.
+    pub fn fire(&mut self, notice: Notice) -> Option<QueueId> {
+        let r = self.regs.get_mut(&notice.reg)?;
+        r.uk.ret_flags |= KEVENT_RET_DONE;
+        if notice.broken {
+            r.uk.ret_flags |= KEVENT_RET_BROKEN;
+            r.broken = true;
+        }
+        if r.ready {
+            return None;
+        }
+        r.ready = true;
+        let q = r.queue;
+        self.queues.get_mut(&q)?.push_ready(notice.reg);
+        Some(q)
+    }
+
+    /// Lets source `ty` process its fd; returns the queues whose ready list
+    /// grew.
+    pub fn process_source(&mut self, ty: u32, now: Instant) -> Vec<QueueId> {
+        let mut notices = Vec::new();
+        if let Some(src) = self.sources[ty as usize].as_mut() {
+            src.process(now, &mut notices);
+        }
+        self.fire_all(notices)
+    }
+
+    /// Lets every source with a passed deadline process.
+    pub fn process_deadlines(&mut self, now: Instant) -> Vec<QueueId> {
+        let mut notices = Vec::new();
+        for src in self.sources.iter_mut().flatten() {
+            if src.next_deadline().is_some_and(|d| d <= now) {
+                src.process(now, &mut notices);
+            }
+        }
+        self.fire_all(notices)
+    }
+
+    fn fire_all(&mut self, notices: Vec<Notice>) -> Vec<QueueId> {
+        let mut woke: Vec<QueueId> = notices.into_iter().filter_map(|n| self.fire(n)).collect();
+        woke.sort_unstable();
+        woke.dedup();
+        woke
+    }
+
+    /// How many kevents are ready on `q`.
+    pub fn ready_len(&self, q: QueueId) -> usize {
+        self.queues.get(&q).map_or(0, |x| x.ready_len())
+    }
+
+    /// The first `n` ready kevents of `q` as they would be delivered now,
+    /// without taking them (see [`Core::commit_delivered`]).
+    pub fn peek_ready(&self, q: QueueId, n: usize) -> Vec<Ukevent> {
+        let Some(queue) = self.queues.get(&q) else {
+            return Vec::new();
+        };
+        queue
+            .ready_iter()
+            .take(n)
+            .filter_map(|reg| {
+                let r = self.regs.get(&reg)?;
+                let mut uk = r.uk;
+                if let Some(src) = self.sources[uk.type_ as usize].as_ref() {
+                    uk.ret_data = src.ret_data(reg);
+                }
+                Some(uk)
+            })
+            .collect()
+    }
+
+    /// Takes the first `n` ready kevents of `q` off the ready list: ONESHOT
+    /// and broken ones are unregistered, the others re-armed.
+    pub fn commit_delivered(&mut self, q: QueueId, n: usize) {
+        for _ in 0..n {
+            let Some(reg) = self.queues.get_mut(&q).and_then(|x| x.pop_ready()) else {
+                return;
+            };
+            let Some(r) = self.regs.get_mut(&reg) else {
+                continue;
+            };
+            r.ready = false;
+            let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
+            if let Some(src) = self.sources[r.uk.type_ as usize].as_mut() {
+                src.delivered(reg);
+            }
+            if done {
+                self.unregister(reg);
+            }
+        }
+    }
+
+    fn unregister(&mut self, reg: RegId) {
+        let Some(r) = self.regs.remove(&reg) else {
+            return;
+        };
+        if let Some(queue) = self.queues.get_mut(&r.queue) {
+            queue.forget(&r.uk.key(), reg, r.ready);
+        }
+        if let Some(src) = self.sources[r.uk.type_ as usize].as_mut() {
+            src.unregister(reg);
+        }
+    }
+
+    /// Total registrations (all queues).
+    pub fn registration_count(&self) -> usize {
+        self.regs.len()
+    }
+}
+
+impl CtlOutput {
+    fn error(e: Errno) -> Self {
+        CtlOutput {
+            events: Vec::new(),
+            num: None,
+            result: Err(e),
+        }
+    }
+}
+
+/// Keeps the key type reachable for tests and docs.
+pub type Key = KeventKey;
+
+#[cfg(test)]
+mod tests;

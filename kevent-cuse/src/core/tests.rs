@@ -1,0 +1,301 @@
+//! The ABI.md §2-3 rules against a fake source: no syscalls.
+
+use super::*;
+use crate::sources::{Notice, Outcome, Source};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
+/// A fake source: `id.raw[0]` decides the outcome (0 = fail EINVAL,
+/// 1 = ready at once, anything else = queued); fires on demand.
+#[derive(Default)]
+struct FakeState {
+    live: HashSet<RegId>,
+    pending: Vec<Notice>,
+    delivered: Vec<RegId>,
+    modify_ready: bool,
+}
+
+struct Fake(Rc<RefCell<FakeState>>);
+
+impl Source for Fake {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn register(&mut self, reg: RegId, uk: &Ukevent, _c: &Caller) -> Outcome {
+        match uk.id[0] {
+            0 => Outcome::Failed(Errno::EINVAL),
+            1 => Outcome::Ready([11, 22]),
+            _ => {
+                self.0.borrow_mut().live.insert(reg);
+                Outcome::Queued
+            }
+        }
+    }
+    fn modify(&mut self, _reg: RegId, _uk: &Ukevent) -> Outcome {
+        if self.0.borrow().modify_ready {
+            Outcome::Ready([0, 0])
+        } else {
+            Outcome::Queued
+        }
+    }
+    fn unregister(&mut self, reg: RegId) {
+        assert!(self.0.borrow_mut().live.remove(&reg), "unregister of unknown {reg:?}");
+    }
+    fn ret_data(&self, reg: RegId) -> [u32; 2] {
+        [reg.0 as u32, 5]
+    }
+    fn delivered(&mut self, reg: RegId) {
+        self.0.borrow_mut().delivered.push(reg);
+    }
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
+    fn process(&mut self, _now: Instant, out: &mut Vec<Notice>) {
+        out.append(&mut self.0.borrow_mut().pending);
+    }
+}
+
+const FAKE: u32 = 2;
+
+fn setup(max: u32) -> (Core, Rc<RefCell<FakeState>>, QueueId) {
+    let st = Rc::new(RefCell::new(FakeState::default()));
+    let mut core = Core::new(max);
+    core.set_source(FAKE, Box::new(Fake(st.clone())));
+    let q = core.open(false);
+    (core, st, q)
+}
+
+fn uk(id0: u32, user0: u32) -> Ukevent {
+    Ukevent {
+        id: [id0, 0],
+        type_: FAKE,
+        event: 1,
+        user: [user0, 0],
+        ..Default::default()
+    }
+}
+
+/// Fires every live registration of the fake source.
+fn fire_all(core: &mut Core, st: &Rc<RefCell<FakeState>>) -> Vec<QueueId> {
+    let mut regs: Vec<RegId> = st.borrow().live.iter().copied().collect();
+    regs.sort();
+    st.borrow_mut()
+        .pending
+        .extend(regs.into_iter().map(|reg| Notice { reg, broken: false }));
+    core.process_source(FAKE, Instant::now())
+}
+
+fn take(core: &mut Core, q: QueueId, n: usize) -> Vec<Ukevent> {
+    let v = core.peek_ready(q, n);
+    core.commit_delivered(q, v.len());
+    v
+}
+
+#[test]
+fn add_queued_writes_nothing_back_and_returns_zero() {
+    let (mut core, _, q) = setup(1023);
+    let out = core.add(q, &[uk(100, 1), uk(200, 2)], &Caller::default());
+    assert_eq!(out.events, vec![]);
+    assert_eq!(out.num, Some(0));
+    assert_eq!(out.result, Ok(0));
+    assert_eq!(core.queue(q).unwrap().len(), 2);
+}
+
+#[test]
+fn add_ready_at_once_is_written_back_done_and_not_registered() {
+    let (mut core, _, q) = setup(1023);
+    let out = core.add(q, &[uk(1, 9)], &Caller::default());
+    assert_eq!(out.result, Ok(1));
+    assert_eq!(out.events.len(), 1);
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
+    assert_eq!(out.events[0].ret_data, [11, 22]);
+    assert_eq!(core.queue(q).unwrap().len(), 0);
+}
+
+#[test]
+fn add_return_value_follows_the_last_ukevent() {
+    let (mut core, _, q) = setup(1023);
+    // ready, failed, queued: last queued -> count of written back (2)
+    let out = core.add(q, &[uk(1, 0), uk(0, 0), uk(100, 0)], &Caller::default());
+    assert_eq!(out.result, Ok(2));
+    assert_eq!(out.num, Some(2));
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
+    assert_eq!(out.events[1].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
+    // queued, failed: -1/EINVAL
+    let out = core.add(q, &[uk(100, 1), uk(0, 0)], &Caller::default());
+    assert_eq!(out.result, Err(Errno::EINVAL));
+    assert_eq!(out.num, Some(1));
+    // queued, ready: 1
+    let out = core.add(q, &[uk(100, 2), uk(1, 0)], &Caller::default());
+    assert_eq!(out.result, Ok(1));
+}
+
+#[test]
+fn unknown_type_is_written_back_unchanged_with_e2big() {
+    let (mut core, _, q) = setup(1023);
+    let mut bad = uk(100, 0);
+    bad.type_ = KEVENT_MAX;
+    bad.ret_flags = 0x40;
+    let out = core.add(q, &[bad], &Caller::default());
+    assert_eq!(out.result, Err(Errno::E2BIG));
+    assert_eq!(out.events, vec![bad]);
+}
+
+#[test]
+fn type_without_a_source_fails_enosys() {
+    let (mut core, _, q) = setup(1023);
+    let mut u = uk(100, 0);
+    u.type_ = 0;
+    let out = core.add(q, &[u], &Caller::default());
+    assert_eq!(out.result, Err(Errno::ENOSYS));
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
+}
+
+#[test]
+fn add_past_the_limit_adds_nothing_with_enfile() {
+    let (mut core, _, q) = setup(3);
+    assert_eq!(core.add(q, &[uk(100, 1), uk(100, 2)], &Caller::default()).result, Ok(0));
+    let out = core.add(q, &[uk(100, 3), uk(100, 4)], &Caller::default());
+    assert_eq!(out.result, Err(Errno::ENFILE));
+    assert_eq!(out.num, None);
+    assert_eq!(core.queue(q).unwrap().len(), 2);
+    assert_eq!(core.add(q, &[uk(100, 3)], &Caller::default()).result, Ok(0));
+}
+
+#[test]
+fn remove_matches_on_id_and_user_only() {
+    let (mut core, st, q) = setup(1023);
+    core.add(q, &[uk(100, 7)], &Caller::default());
+    let mut other_type = uk(100, 7);
+    other_type.type_ = 5;
+    other_type.event = 0xff;
+    let out = core.remove(q, &[uk(100, 8), other_type]);
+    assert_eq!(out.result, Ok(0));
+    assert_eq!(out.num, None);
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
+    assert_eq!(out.events[1].ret_flags, KEVENT_RET_DONE);
+    assert_eq!(out.events[1].type_, 5, "written back in place, as given");
+    assert!(st.borrow().live.is_empty());
+}
+
+#[test]
+fn remove_drops_an_uncollected_ready_event() {
+    let (mut core, _st, q) = setup(1023);
+    core.add(q, &[uk(100, 7)], &Caller::default());
+    let st = _st;
+    assert_eq!(fire_all(&mut core, &st), vec![q]);
+    assert_eq!(core.ready_len(q), 1);
+    core.remove(q, &[uk(100, 7)]);
+    assert_eq!(core.ready_len(q), 0);
+    assert!(take(&mut core, q, 10).is_empty());
+}
+
+#[test]
+fn firing_coalesces_and_is_fifo() {
+    let (mut core, st, q) = setup(1023);
+    core.add(q, &[uk(100, 1), uk(100, 2)], &Caller::default());
+    fire_all(&mut core, &st);
+    assert_eq!(fire_all(&mut core, &st), Vec::<QueueId>::new(), "already ready");
+    assert_eq!(core.ready_len(q), 2);
+    let got = take(&mut core, q, 10);
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|u| u.ret_flags == KEVENT_RET_DONE));
+    assert_eq!(got[0].ret_data[1], 5);
+}
+
+#[test]
+fn oneshot_is_unregistered_on_delivery_periodic_stays() {
+    let (mut core, st, q) = setup(1023);
+    let mut one = uk(100, 1);
+    one.req_flags = KEVENT_REQ_ONESHOT;
+    core.add(q, &[one, uk(100, 2)], &Caller::default());
+    fire_all(&mut core, &st);
+    assert_eq!(take(&mut core, q, 1)[0].user[0], 1);
+    assert_eq!(core.queue(q).unwrap().len(), 1);
+    assert_eq!(take(&mut core, q, 1)[0].user[0], 2);
+    assert_eq!(core.queue(q).unwrap().len(), 1);
+    assert_eq!(st.borrow().delivered.len(), 2);
+}
+
+#[test]
+fn wait_max_is_respected_and_rest_stays_ready() {
+    let (mut core, st, q) = setup(1023);
+    core.add(q, &[uk(100, 1), uk(100, 2), uk(100, 3)], &Caller::default());
+    fire_all(&mut core, &st);
+    assert_eq!(take(&mut core, q, 2).len(), 2);
+    assert_eq!(core.ready_len(q), 1);
+}
+
+#[test]
+fn peek_without_commit_loses_nothing() {
+    let (mut core, st, q) = setup(1023);
+    let mut one = uk(100, 1);
+    one.req_flags = KEVENT_REQ_ONESHOT;
+    core.add(q, &[one], &Caller::default());
+    fire_all(&mut core, &st);
+    assert_eq!(core.peek_ready(q, 5).len(), 1);
+    assert_eq!(core.ready_len(q), 1);
+    assert_eq!(core.queue(q).unwrap().len(), 1);
+}
+
+#[test]
+fn modify_replaces_mask_and_flags_and_rechecks() {
+    let (mut core, st, q) = setup(1023);
+    core.add(q, &[uk(100, 1)], &Caller::default());
+    let mut m = uk(100, 1);
+    m.event = 0x30;
+    m.req_flags = KEVENT_REQ_ONESHOT;
+    let (out, woke) = core.modify(q, &[m, uk(555, 0)]);
+    assert!(!woke);
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
+    assert_eq!(out.events[1].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
+    st.borrow_mut().modify_ready = true;
+    let (_, woke) = core.modify(q, &[m]);
+    assert!(woke);
+    let got = take(&mut core, q, 5);
+    assert_eq!(got[0].event, 0x30);
+    assert_eq!(got[0].req_flags, KEVENT_REQ_ONESHOT);
+    assert_eq!(core.queue(q).unwrap().len(), 0, "now oneshot: gone after delivery");
+}
+
+#[test]
+fn broken_notice_delivers_broken_done_then_unregisters() {
+    let (mut core, st, q) = setup(1023);
+    core.add(q, &[uk(100, 1)], &Caller::default());
+    let reg = *st.borrow().live.iter().next().unwrap();
+    st.borrow_mut().pending.push(Notice { reg, broken: true });
+    core.process_source(FAKE, Instant::now());
+    let got = take(&mut core, q, 5);
+    assert_eq!(got[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
+    assert_eq!(core.queue(q).unwrap().len(), 0);
+}
+
+#[test]
+fn queues_are_independent_and_release_frees_everything() {
+    let (mut core, st, q1) = setup(1023);
+    let q2 = core.open(true);
+    core.add(q1, &[uk(100, 1)], &Caller::default());
+    core.add(q2, &[uk(100, 1)], &Caller::default());
+    assert_eq!(core.remove(q2, &[uk(100, 1)]).events[0].ret_flags, KEVENT_RET_DONE);
+    assert_eq!(core.queue(q1).unwrap().len(), 1);
+    core.release(q1);
+    assert!(st.borrow().live.is_empty());
+    assert_eq!(core.registration_count(), 0);
+    assert!(core.queue(q2).unwrap().nonblock);
+}
+
+#[test]
+fn duplicate_keys_are_not_detected_and_remove_takes_the_oldest() {
+    let (mut core, _, q) = setup(1023);
+    let mut a = uk(100, 1);
+    a.event = 1;
+    let mut b = uk(100, 1);
+    b.event = 2;
+    core.add(q, &[a, b], &Caller::default());
+    assert_eq!(core.queue(q).unwrap().len(), 2);
+    core.remove(q, &[uk(100, 1)]);
+    assert_eq!(core.queue(q).unwrap().len(), 1);
+    let (out, _) = core.modify(q, &[uk(100, 1)]);
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
+}

@@ -1,0 +1,221 @@
+//! Start-up and shutdown around the reactor: privileges, descriptor limits,
+//! signals, choosing the transport, readiness notification.
+
+use crate::core::Core;
+use crate::reactor::{self, Exit};
+use crate::sources::timer::TimerSource;
+use crate::sys::remote_mem::ProcessVm;
+use crate::transport::dispatch::{Config, Dispatcher};
+use crate::transport::{cuse, fuse_file, ChannelSink, Served, SetupError, TransportKind};
+use kevent_protocol::kevent::KEVENT_TIMER;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use tracing::{info, warn};
+
+/// Which transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// CUSE when `/dev/cuse` opens (after `modprobe cuse`), else the FUSE file.
+    Auto,
+    /// CUSE only.
+    Cuse,
+    /// The FUSE file only.
+    Fuse,
+}
+
+/// Daemon settings (from the command line).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Transport choice.
+    pub transport: Choice,
+    /// Device name (`/dev/NAME` under CUSE).
+    pub name: String,
+    /// FUSE mount file (default `/dev/NAME`).
+    pub path: Option<PathBuf>,
+    /// Permission bits of the node.
+    pub mode: u32,
+    /// Per-queue limit of registered kevents.
+    pub max_kevents: u32,
+}
+
+/// Why the daemon refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Not root.
+    #[error("kevent-cuse must run as root: it creates the device (CUSE or a FUSE mount) and reads and writes its callers' memory (process_vm_readv); effective uid is {0}")]
+    NotRoot(u32),
+    /// Bad option.
+    #[error("{0}")]
+    BadOption(String),
+    /// CUSE was demanded but is not available.
+    #[error("CUSE is not available: opening /dev/cuse failed ({0}); the kernel needs CONFIG_CUSE (try `modprobe cuse`) or use --transport fuse")]
+    NoCuse(std::io::Error),
+    /// Device setup failed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// Other system errors.
+    #[error("{0}: {1}")]
+    Io(&'static str, std::io::Error),
+}
+
+fn validate(opts: &Options) -> Result<(), StartError> {
+    if opts.name.is_empty() || opts.name.contains('/') || opts.name == "." || opts.name == ".." {
+        return Err(StartError::BadOption(format!(
+            "--name {:?}: a device name is one path component",
+            opts.name
+        )));
+    }
+    if opts.mode > 0o777 {
+        return Err(StartError::BadOption(format!(
+            "--mode {:o}: only permission bits (at most 0777) are allowed",
+            opts.mode
+        )));
+    }
+    if opts.max_kevents == 0 {
+        return Err(StartError::BadOption("--max-kevents must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Raises the soft descriptor limit to the hard one: every TIMER holds a
+/// timerfd, so a few full queues need thousands of descriptors.
+fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                warn!("raising RLIMIT_NOFILE: {e}");
+            }
+        }
+    }
+}
+
+fn setup_transport(opts: &Options) -> Result<Served, StartError> {
+    let fuse_path = || {
+        opts.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/dev").join(&opts.name))
+    };
+    match opts.transport {
+        Choice::Fuse => Ok(fuse_file::serve(&fuse_path(), opts.mode)?),
+        Choice::Cuse => {
+            let fd = cuse::open_channel().or_else(|_| {
+                modprobe_cuse();
+                cuse::open_channel()
+            });
+            Ok(cuse::serve(fd.map_err(StartError::NoCuse)?, &opts.name, opts.mode)?)
+        }
+        Choice::Auto => {
+            let fd = cuse::open_channel().or_else(|_| {
+                modprobe_cuse();
+                cuse::open_channel()
+            });
+            match fd {
+                Ok(fd) => Ok(cuse::serve(fd, &opts.name, opts.mode)?),
+                Err(e) => {
+                    info!("no CUSE ({e}); using the FUSE-file transport");
+                    Ok(fuse_file::serve(&fuse_path(), opts.mode)?)
+                }
+            }
+        }
+    }
+}
+
+fn modprobe_cuse() {
+    // Best effort: the module may be built in, absent, or modprobe missing.
+    let _ = std::process::Command::new("modprobe")
+        .arg("cuse")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Tells systemd (Type=notify) that the device is ready.
+fn notify_ready(served: &Served) {
+    let Some(sock) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let sock = sock.to_string_lossy().into_owned();
+    let addr = if let Some(name) = sock.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        SocketAddr::from_abstract_name(name.as_bytes())
+    } else {
+        SocketAddr::from_pathname(&sock)
+    };
+    let msg = format!(
+        "READY=1\nSTATUS=serving {} over {}",
+        served.node.display(),
+        served.kind
+    );
+    let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(msg.as_bytes(), &a));
+    if let Err(e) = sent {
+        warn!("sd_notify to {sock}: {e}");
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT/SIGHUP or disconnection.
+pub fn run(opts: Options) -> Result<(), StartError> {
+    validate(&opts)?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if euid != 0 {
+        return Err(StartError::NotRoot(euid));
+    }
+    raise_nofile();
+    // Signals become readable events; blocked before any thread exists.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| StartError::Io("blocking signals", e.into()))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| StartError::Io("signalfd", e.into()))?;
+
+    let mut core = Core::new(opts.max_kevents);
+    core.set_source(
+        KEVENT_TIMER,
+        Box::new(TimerSource::new().map_err(|e| StartError::Io("timer source", e))?),
+    );
+
+    let served = setup_transport(&opts)?;
+    let cfg = Config {
+        transport: served.kind,
+        max_kevents: opts.max_kevents,
+        file_mode: opts.mode,
+    };
+    let mut d = Dispatcher::new(
+        cfg,
+        core,
+        Box::new(ProcessVm),
+        Box::new(ChannelSink(served.channel.clone())),
+    );
+    info!(
+        "ready: {} over {} (max {} kevents per queue)",
+        served.node.display(),
+        served.kind,
+        opts.max_kevents
+    );
+    notify_ready(&served);
+    let exit = reactor::run(&served.channel, sigfd.as_fd(), &mut d);
+    d.shutdown();
+    drop(d);
+    let node = served.node.clone();
+    let kind = served.kind;
+    served.teardown();
+    match exit {
+        Ok(Exit::Signal) => info!("{} removed; bye", node.display()),
+        Ok(Exit::Disconnected) => warn!("the kernel closed the {kind} connection"),
+        Err(e) => return Err(StartError::Io("event loop", e)),
+    }
+    if kind == TransportKind::Cuse {
+        // The node goes away when the channel closes; say so if it lingers.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if node.exists() {
+            warn!("{} still exists after shutdown", node.display());
+        }
+    }
+    Ok(())
+}

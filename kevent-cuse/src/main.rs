@@ -1,0 +1,72 @@
+//! `kevent-cuse`: serves /dev/kevent (the 2006 kevent ioctl ABI).
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use kevent_cuse::daemon::{self, Choice, Options};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    /// CUSE when /dev/cuse opens (after trying `modprobe cuse`), else the FUSE file.
+    Auto,
+    /// A real character device through CUSE.
+    Cuse,
+    /// FUSE mounted on a regular file at --path.
+    Fuse,
+}
+
+/// Serve the 2006 /dev/kevent ioctl ABI from userspace.
+///
+/// Runs in the foreground until SIGTERM or SIGINT, then removes the device.
+/// Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// How to create the device.
+    #[arg(long, value_enum, default_value = "auto")]
+    transport: TransportArg,
+    /// Device name: /dev/NAME under CUSE.
+    #[arg(long, default_value = "kevent")]
+    name: String,
+    /// File to mount over with the FUSE transport [default: /dev/NAME].
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// Permission bits of the device node, in octal.
+    #[arg(long, default_value = "0666", value_parser = parse_mode)]
+    mode: u32,
+    /// Most kevents registered per queue (2006: 1023).
+    #[arg(long, default_value_t = 1023, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_kevents: u32,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let v = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("{s:?} is not an octal mode like 0666"))?;
+    if v > 0o777 {
+        return Err(format!("{s} has bits beyond 0777"));
+    }
+    Ok(v)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let opts = Options {
+        transport: match cli.transport {
+            TransportArg::Auto => Choice::Auto,
+            TransportArg::Cuse => Choice::Cuse,
+            TransportArg::Fuse => Choice::Fuse,
+        },
+        name: cli.name,
+        path: cli.path,
+        mode: cli.mode,
+        max_kevents: cli.max_kevents,
+    };
+    daemon::run(opts).context("kevent-cuse cannot serve the device")
+}

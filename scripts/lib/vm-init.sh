@@ -1,0 +1,224 @@
+#!/bin/sh
+# /init of the test VM (PID 1, busybox sh). Built into the initramfs by
+# scripts/vm-test. It loads fuse/cuse, starts the daemon on /dev/kevent,
+# runs the C tests, stops the daemon and powers off. The last line it prints
+# is always "KEVENT-VM-RESULT: <status>" (0 = everything passed); the host
+# side takes its exit status from that line.
+#
+# Parameters, from the kernel command line (set by scripts/vm-test):
+#   kevent_slack=MS           KEVENT_SLACK_MS for the tests (default 1500:
+#                             TCG is slow, timing checks need a wide margin)
+#   kevent_rust_log=FILTER    RUST_LOG of the daemon (default info)
+#   kevent_daemon_log=MODE    "file": daemon output into /tmp/kevent-cuse.log,
+#                             printed if something fails (default);
+#                             "console": straight to the console, interleaved
+#   kevent_tests_timeout=S    kill the tests after S seconds, with a dump of
+#                             the blocked tasks first (default 0 = no limit)
+#   kevent_dev_timeout=S      how long to wait for /dev/kevent (default 30)
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root TMPDIR=/tmp
+
+# PID 1 has nowhere to inherit stdio from if the initramfs lacks a console
+# node: take the console from devtmpfs as soon as it is mounted.
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+
+status=0
+fail() { echo "VM: FAIL: $*"; status=1; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+say() { echo "VM [$(uptime_s)s]: $*"; }
+
+# The rest of a normal system that test programs may expect.
+mkdir -p /dev/pts /dev/shm /tmp /run /root
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=0755 tmpfs /run
+hostname kevent-vm
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+
+slack=1500
+rust_log=info
+daemon_log=file
+tests_timeout=0
+dev_timeout=30
+for w in $(cat /proc/cmdline); do
+    case $w in
+    kevent_slack=*) slack=${w#*=} ;;
+    kevent_rust_log=*) rust_log=${w#*=} ;;
+    kevent_daemon_log=*) daemon_log=${w#*=} ;;
+    kevent_tests_timeout=*) tests_timeout=${w#*=} ;;
+    kevent_dev_timeout=*) dev_timeout=${w#*=} ;;
+    esac
+done
+
+say "kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) cpu(s), slack ${slack} ms"
+
+# A child that has exited but was not reaped yet still answers kill -0:
+# look at its state instead.
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    set -- $(sed 's/.*) //' "/proc/$1/stat")
+    [ "$1" != Z ]
+}
+
+# Everything we know about a stuck system, for the CI log: every thread of
+# every user process with its state and kernel stack (a caller parked in the
+# driver sleeps in state S, which the sysrq dump below does not show), then
+# the kernel's dump of the tasks in D state.
+diagnose() {
+    echo "VM: --- user threads: pid/tid [state] command, kernel stack ---"
+    for p in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)
+        [ -n "$cmd" ] || continue # kernel thread
+        for t in "$p"/task/[0-9]*; do
+            set -- $(sed 's/.*) //' "$t/stat" 2>/dev/null)
+            echo "VM: ${p#/proc/}/${t##*/} [$1] $cmd"
+            sed 's/^/VM:     /' "$t/stack" 2>/dev/null
+        done
+    done
+    echo w >/proc/sysrq-trigger 2>/dev/null
+    sleep 1
+}
+
+dlog=/tmp/kevent-cuse.log
+print_daemon_log() {
+    [ "$daemon_log" = file ] && [ -s "$dlog" ] || return 0
+    echo "VM: --- daemon log (last 300 lines of $dlog) ---"
+    tail -n 300 "$dlog"
+    echo "VM: --- end of daemon log ---"
+}
+
+# Bounded waits: busybox `wait` has no timeout, so a background subshell
+# kills the target (a pid, or -pgid) after SECONDS and leaves FLAG behind, to
+# tell its kill apart from a real exit status 137. Its pid is left in $wd.
+watchdog() { # SECONDS TARGET FLAG [diagnose]
+    (
+        sleep "$1"
+        : >"$3"
+        [ "${4:-}" = diagnose ] && diagnose
+        kill -KILL "$2" 2>/dev/null
+    ) &
+    wd=$!
+}
+
+run() {
+    # --- modules ----------------------------------------------------------
+    # fuse first: cuse needs its symbols. A module may be missing because the
+    # kernel has it built in; /dev/cuse below is what counts.
+    for m in fuse cuse; do
+        if [ -f "/lib/modules/$m.ko" ]; then
+            insmod "/lib/modules/$m.ko" || { fail "insmod $m.ko"; return; }
+        fi
+    done
+    [ -c /dev/cuse ] || { fail "/dev/cuse missing after loading the modules"; return; }
+    say "fuse and cuse loaded, /dev/cuse present"
+
+    # --- daemon -----------------------------------------------------------
+    if [ "$daemon_log" = console ]; then
+        RUST_LOG=$rust_log RUST_BACKTRACE=1 \
+            /bin/kevent-cuse --transport cuse --name kevent --mode 0666 &
+    else
+        RUST_LOG=$rust_log RUST_BACKTRACE=1 \
+            /bin/kevent-cuse --transport cuse --name kevent --mode 0666 >"$dlog" 2>&1 &
+    fi
+    dpid=$!
+    i=0
+    while [ ! -e /dev/kevent ] && [ "$i" -lt $((dev_timeout * 10)) ] && alive "$dpid"; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ ! -e /dev/kevent ]; then
+        if alive "$dpid"; then
+            fail "/dev/kevent did not appear within ${dev_timeout} s"
+        else
+            wait "$dpid"
+            fail "the daemon exited with status $? before /dev/kevent appeared"
+        fi
+        return
+    fi
+    if [ -c /dev/kevent ]; then
+        echo "VM: /dev/kevent is a character device"
+    else
+        fail "/dev/kevent is not a character device"
+        return
+    fi
+    say "daemon up: $(ls -l /dev/kevent)"
+
+    # --- tests ------------------------------------------------------------
+    # In a session of its own so the watchdog can kill run.sh and every test
+    # it started at once (setsid execs directly: $! is the group id).
+    say "running /ctests/run.sh"
+    cd /ctests || { fail "no /ctests"; return; }
+    KEVENT_TRANSPORT=cuse KEVENT_SLACK_MS=$slack setsid sh /ctests/run.sh /dev/kevent &
+    tpid=$!
+    wd=
+    if [ "$tests_timeout" -gt 0 ]; then
+        watchdog "$tests_timeout" "-$tpid" /tmp/.tests-timeout diagnose
+    fi
+    wait "$tpid"
+    trc=$?
+    [ -n "$wd" ] && kill "$wd" 2>/dev/null
+    cd /
+    if [ -e /tmp/.tests-timeout ]; then
+        fail "C tests killed after ${tests_timeout} s"
+    elif [ "$trc" -ne 0 ]; then
+        fail "run.sh exited with status $trc"
+    else
+        say "run.sh passed"
+    fi
+
+    # --- shutdown ---------------------------------------------------------
+    if ! alive "$dpid"; then
+        wait "$dpid"
+        fail "the daemon died during the tests (status $?)"
+        return
+    fi
+    say "sending SIGTERM to the daemon"
+    kill -TERM "$dpid"
+    watchdog 10 "$dpid" /tmp/.daemon-timeout
+    wait "$dpid"
+    drc=$?
+    kill "$wd" 2>/dev/null
+    if [ -e /tmp/.daemon-timeout ]; then
+        fail "the daemon did not exit within 10 s of SIGTERM (killed)"
+    elif [ "$drc" -ne 0 ] && [ "$drc" -ne 143 ]; then
+        # 143 = killed by the SIGTERM itself: crude but not wrong.
+        fail "the daemon exited with status $drc after SIGTERM"
+    else
+        say "daemon exited with status $drc"
+    fi
+    # Removal is synchronous with the channel's release, but allow a moment.
+    i=0
+    while [ -e /dev/kevent ] && [ "$i" -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -e /dev/kevent ]; then
+        fail "/dev/kevent still exists after the daemon exited"
+    else
+        say "/dev/kevent removed"
+    fi
+}
+
+run
+
+# Kernel-side trouble (a BUG or a task hung in the driver) fails the run even
+# when every test reported success.
+if dmesg | grep -E 'BUG:|Oops:|WARNING: CPU:|blocked for more than|general protection fault'; then
+    fail "the kernel log shows the problems above"
+fi
+
+if [ "$status" -ne 0 ]; then
+    print_daemon_log
+    # Only what happened after boot: the boot messages are noise here.
+    echo "VM: --- kernel log since /init started (last 60 lines) ---"
+    dmesg | sed '1,/Run \/init as init process/d' | tail -n 60
+fi
+say "done"
+echo "KEVENT-VM-RESULT: $status"
+sync
+poweroff -f
