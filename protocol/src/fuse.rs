@@ -405,7 +405,9 @@ pub fn encode_cuse_init_out(minor: u32, max_read: u32, max_write: u32, devname: 
 /// `fuse_attr_out` for a regular file with `mode` (type bits included).
 pub fn encode_attr_out(ino: u64, mode: u32, uid: u32, gid: u32, now_secs: u64) -> Vec<u8> {
     let mut w = Writer::with_capacity(104);
-    w.u64(1) // attr_valid (s)
+    // attr_valid 0: every stat() reaches the daemon, so a dead daemon shows
+    // as ENOTCONN at once (how a restart tells a stale mount from a live one).
+    w.u64(0) // attr_valid (s)
         .u32(0)
         .u32(0)
         .u64(ino)

@@ -42,9 +42,10 @@ ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 
 slack=1500
 rust_log=info
-daemon_log=file
+daemon_log="file"
 tests_timeout=0
 dev_timeout=30
+# shellcheck disable=SC2013 # words, not lines
 for w in $(cat /proc/cmdline); do
     case $w in
     kevent_slack=*) slack=${w#*=} ;;
@@ -61,8 +62,14 @@ say "kernel $(uname -r), $(grep -c ^processor /proc/cpuinfo) cpu(s), slack ${sla
 # look at its state instead.
 alive() {
     [ -r "/proc/$1/stat" ] || return 1
+    # shellcheck disable=SC2046 # split the fields after "(comm) ": $1 = state
     set -- $(sed 's/.*) //' "/proc/$1/stat")
     [ "$1" != Z ]
+}
+
+mode_is() { # FILE LS-MODE, e.g. crw-rw-rw-
+    m=$(ls -l "$1" 2>/dev/null)
+    [ "${m%% *}" = "$2" ]
 }
 
 # Everything we know about a stuck system, for the CI log: every thread of
@@ -75,6 +82,7 @@ diagnose() {
         cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)
         [ -n "$cmd" ] || continue # kernel thread
         for t in "$p"/task/[0-9]*; do
+            # shellcheck disable=SC2046 # split the fields: $1 = state
             set -- $(sed 's/.*) //' "$t/stat" 2>/dev/null)
             echo "VM: ${p#/proc/}/${t##*/} [$1] $cmd"
             sed 's/^/VM:     /' "$t/stack" 2>/dev/null
@@ -146,6 +154,14 @@ run() {
         fail "/dev/kevent is not a character device"
         return
     fi
+    # devtmpfs creates the node 0600; the daemon then applies --mode. Give
+    # it a moment, since the node appearing is the only readiness signal.
+    i=0
+    while ! mode_is /dev/kevent crw-rw-rw- && [ "$i" -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    mode_is /dev/kevent crw-rw-rw- || fail "/dev/kevent did not get mode 0666 (--mode 0666)"
     say "daemon up: $(ls -l /dev/kevent)"
 
     # --- tests ------------------------------------------------------------

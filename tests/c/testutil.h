@@ -311,14 +311,14 @@ static inline void t_skip_all(const char *why)
 /* Device                                                              */
 
 /* Open the device; failing is fatal ("not ok - open device"). */
-static inline int dev_open(const char *path, int flags)
+static inline int dev_open_at(const char *path, int flags, const char *file, int line)
 {
 	int fd = open(path, flags);
 
 	if (fd < 0) {
 		int e = errno;
 
-		t_report(0, "open device", __FILE__, __LINE__,
+		t_report(0, "open device", file, line,
 			 "expected a descriptor for %s got -1/%s (%s)", path,
 			 t_errname(e), strerror(e));
 		t_done();
@@ -326,6 +326,7 @@ static inline int dev_open(const char *path, int flags)
 	}
 	return fd;
 }
+#define dev_open(path, flags) dev_open_at((path), (flags), __FILE__, __LINE__)
 
 /* ------------------------------------------------------------------ */
 /* Argument buffers: header + n ukevents, array at +12                 */
@@ -468,8 +469,8 @@ static inline int poll_fd(int fd, short events, int timeout)
 }
 
 /*
- * Register n timers of period NEVER_MS with distinct keys (user[0] =
- * base + i) in batches; returns the number the device accepted.
+ * Register n timers of period NEVER_MS with distinct keys (NEVER_MS, 0,
+ * base + i, 0) in batches; returns the number the device accepted.
  */
 static inline unsigned k_fill(int fd, unsigned n, __u32 base)
 {
@@ -483,7 +484,7 @@ static inline unsigned k_fill(int fd, unsigned n, __u32 base)
 		int r;
 
 		for (i = 0; i < chunk; i++)
-			uks[i] = uk_timer(NEVER_MS, 0, base + done + i, 0x600d);
+			uks[i] = uk_timer(NEVER_MS, 0, base + done + i, 0);
 		r = k_ctl(fd, KEVENT_CTL_ADD, uks, chunk, &h);
 		free(uks);
 		if (r != 0 || h.num != 0)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for scripts/vm-test and scripts/build-static (bash, sourced).
 
 # Prefix every message so it stands out from cargo/make/qemu output in CI logs.
@@ -49,7 +50,11 @@ vm_is_static() {
     file -bL "$1" | grep -Eq 'statically linked|static-pie linked'
 }
 
-# True if the file starts with the ELF magic (to find binaries among scripts).
-vm_is_elf() {
-    [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ]
+# True for an ELF executable (not an object file or library that a Makefile
+# may leave next to the programs).
+vm_is_elf_exec() {
+    case $(file -bL "$1") in
+    ELF*executable*) return 0 ;;
+    *) return 1 ;;
+    esac
 }
