@@ -148,7 +148,14 @@ impl Device {
     /// 0 means "at least one, or 1 second".
     pub fn wait(&self, max: u32, timeout_ms: u32) -> Result<Vec<Ukevent>, Error> {
         let (ret, buf) = self
-            .run("WAIT", KEVENT_USER_WAIT, KEVENT_CTL_WAIT, max, timeout_ms, &[])
+            .run(
+                "WAIT",
+                KEVENT_USER_WAIT,
+                KEVENT_CTL_WAIT,
+                max,
+                timeout_ms,
+                &[],
+            )
             .map_err(|(e, _)| e)?;
         Ok(Ukevent::decode_array(&buf[12..], ret.max(0) as usize).unwrap_or_default())
     }

@@ -74,7 +74,9 @@ fn validate(opts: &Options) -> Result<(), StartError> {
         )));
     }
     if opts.max_kevents == 0 {
-        return Err(StartError::BadOption("--max-kevents must be at least 1".into()));
+        return Err(StartError::BadOption(
+            "--max-kevents must be at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -105,7 +107,11 @@ fn setup_transport(opts: &Options) -> Result<Served, StartError> {
                 modprobe_cuse();
                 cuse::open_channel()
             });
-            Ok(cuse::serve(fd.map_err(StartError::NoCuse)?, &opts.name, opts.mode)?)
+            Ok(cuse::serve(
+                fd.map_err(StartError::NoCuse)?,
+                &opts.name,
+                opts.mode,
+            )?)
         }
         Choice::Auto => {
             let fd = cuse::open_channel().or_else(|_| {

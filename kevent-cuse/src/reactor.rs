@@ -30,12 +30,31 @@ pub enum Exit {
 }
 
 /// Runs until a signal or disconnection.
-pub fn run(channel: &Channel, signals: BorrowedFd<'_>, d: &mut Dispatcher) -> std::io::Result<Exit> {
+pub fn run(
+    channel: &Channel,
+    signals: BorrowedFd<'_>,
+    d: &mut Dispatcher,
+) -> std::io::Result<Exit> {
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-    epoll::add(&ep, channel, epoll::EventData::new_u64(TOKEN_CHANNEL), epoll::EventFlags::IN)?;
-    epoll::add(&ep, signals, epoll::EventData::new_u64(TOKEN_SIGNAL), epoll::EventFlags::IN)?;
+    epoll::add(
+        &ep,
+        channel,
+        epoll::EventData::new_u64(TOKEN_CHANNEL),
+        epoll::EventFlags::IN,
+    )?;
+    epoll::add(
+        &ep,
+        signals,
+        epoll::EventData::new_u64(TOKEN_SIGNAL),
+        epoll::EventFlags::IN,
+    )?;
     for (ty, fd) in d.core().source_fds() {
-        epoll::add(&ep, fd, epoll::EventData::new_u64(TOKEN_SOURCE + ty as u64), epoll::EventFlags::IN)?;
+        epoll::add(
+            &ep,
+            fd,
+            epoll::EventData::new_u64(TOKEN_SOURCE + ty as u64),
+            epoll::EventFlags::IN,
+        )?;
     }
     let mut buf = vec![0u8; READ_BUFFER];
     let mut events = Vec::with_capacity(16);
@@ -48,7 +67,11 @@ pub fn run(channel: &Channel, signals: BorrowedFd<'_>, d: &mut Dispatcher) -> st
             }
         });
         events.clear();
-        match epoll::wait(&ep, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
+        match epoll::wait(
+            &ep,
+            rustix::buffer::spare_capacity(&mut events),
+            timeout.as_ref(),
+        ) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

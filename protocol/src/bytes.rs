@@ -27,7 +27,8 @@ impl<'a> Cursor<'a> {
 
     /// Takes a fixed-size array.
     pub fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N).map(|s| s.try_into().expect("take returned N bytes"))
+        self.take(N)
+            .map(|s| s.try_into().expect("take returned N bytes"))
     }
 
     /// Takes a `u16`.

@@ -527,7 +527,12 @@ mod tests {
     #[test]
     fn ioctl_with_restricted_data_carries_it() {
         let mut body = Writer::default();
-        body.u64(1).u32(0).u32(0xC00C_4B01).u64(0x1000).u32(12).u32(12);
+        body.u64(1)
+            .u32(0)
+            .u32(0xC00C_4B01)
+            .u64(0x1000)
+            .u32(12)
+            .u32(12);
         body.bytes(&[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]);
         let buf = msg(opcode::FUSE_IOCTL, 2, 1, &body.into_vec());
         let Request::Ioctl(io) = decode(&buf).unwrap().request else {
@@ -547,7 +552,10 @@ mod tests {
         buf.push(0);
         assert!(matches!(
             decode(&buf),
-            Err(DecodeError::LengthMismatch { header: 40, read: 41 })
+            Err(DecodeError::LengthMismatch {
+                header: 40,
+                read: 41
+            })
         ));
     }
 
@@ -606,8 +614,14 @@ mod tests {
     #[test]
     fn retry_reply_lists_in_then_out_iovecs() {
         let b = encode_ioctl_retry(
-            &[IoctlIovec { base: 0x1000, len: 12 }],
-            &[IoctlIovec { base: 0x1000, len: 52 }],
+            &[IoctlIovec {
+                base: 0x1000,
+                len: 12,
+            }],
+            &[IoctlIovec {
+                base: 0x1000,
+                len: 52,
+            }],
         );
         assert_eq!(b.len(), 16 + 32);
         assert_eq!(&b[4..8], &ioctl_flags::FUSE_IOCTL_RETRY.to_ne_bytes());

@@ -315,7 +315,10 @@ mod tests {
         assert_eq!(&b[0..4], &0x0102_0304u32.to_ne_bytes());
         assert_eq!(&b[ukevent_offset::TYPE..][..4], &2u32.to_ne_bytes());
         assert_eq!(&b[ukevent_offset::RET_FLAGS..][..4], &2u32.to_ne_bytes());
-        assert_eq!(&b[ukevent_offset::USER + 4..][..4], &0xcafe_f00du32.to_ne_bytes());
+        assert_eq!(
+            &b[ukevent_offset::USER + 4..][..4],
+            &0xcafe_f00du32.to_ne_bytes()
+        );
         assert_eq!(Ukevent::decode(&b), Some(u));
     }
 
@@ -324,7 +327,10 @@ mod tests {
         assert_eq!(Ukevent::decode(&[0u8; 39]), None);
         assert_eq!(KeventUserControl::decode(&[0u8; 11]), None);
         assert_eq!(Ukevent::decode_array(&[0u8; 79], 2), None);
-        assert_eq!(Ukevent::decode_array(&[0u8; 80], 2).map(|v| v.len()), Some(2));
+        assert_eq!(
+            Ukevent::decode_array(&[0u8; 80], 2).map(|v| v.len()),
+            Some(2)
+        );
     }
 
     #[test]
@@ -335,6 +341,9 @@ mod tests {
             timeout: 1000,
         };
         assert_eq!(KeventUserControl::decode(&h.encode()), Some(h));
-        assert_eq!(&h.encode()[KeventUserControl::OFFSET_NUM..][..4], &7u32.to_ne_bytes());
+        assert_eq!(
+            &h.encode()[KeventUserControl::OFFSET_NUM..][..4],
+            &7u32.to_ne_bytes()
+        );
     }
 }

@@ -22,7 +22,10 @@ use std::io::BufRead;
 
 /// Run kevent ioctls from a script, one command per line.
 #[derive(Debug, Parser)]
-#[command(version, after_help = "Commands: add|remove|modify TYPE [id=A[,B]] [event=BITS] [flags=oneshot|N] [user=A[,B]]; wait [num=N] [timeout=MS] [via=ctl|wait]; ioctl NUMBER; sleep MS.\nTYPE: socket inode timer poll naio aio or a number.")]
+#[command(
+    version,
+    after_help = "Commands: add|remove|modify TYPE [id=A[,B]] [event=BITS] [flags=oneshot|N] [user=A[,B]]; wait [num=N] [timeout=MS] [via=ctl|wait]; ioctl NUMBER; sleep MS.\nTYPE: socket inode timer poll naio aio or a number."
+)]
 struct Cli {
     /// The device.
     #[arg(long, short, default_value = "/dev/kevent", env = "KEVENT_DEVICE")]
@@ -91,7 +94,13 @@ fn parse_ukevent(words: &[&str]) -> Result<Ukevent> {
         match k {
             "id" => uk.id = parse_pair(v)?,
             "event" => uk.event = parse_num(v)?,
-            "flags" => uk.req_flags = if v == "oneshot" { KEVENT_REQ_ONESHOT } else { parse_num(v)? },
+            "flags" => {
+                uk.req_flags = if v == "oneshot" {
+                    KEVENT_REQ_ONESHOT
+                } else {
+                    parse_num(v)?
+                }
+            }
             "user" => uk.user = parse_pair(v)?,
             _ => bail!("unknown field {k:?} (id, event, flags, user)"),
         }
@@ -136,7 +145,9 @@ fn print_ev(u: &Ukevent) {
 
 fn errno_line(cmd: &str, e: &Error) -> String {
     let code = match e {
-        Error::Ioctl { source, .. } | Error::Open { source, .. } => source.raw_os_error().unwrap_or(0),
+        Error::Ioctl { source, .. } | Error::Open { source, .. } => {
+            source.raw_os_error().unwrap_or(0)
+        }
     };
     let name = match code {
         libc::EINVAL => "EINVAL",
@@ -167,7 +178,11 @@ fn run_line(dev: &Device, line: &str) -> Result<bool> {
         }),
         "remove" | "modify" => {
             let uk = parse_ukevent(rest)?;
-            let r = if *cmd == "remove" { dev.remove(&[uk]) } else { dev.modify(&[uk]) };
+            let r = if *cmd == "remove" {
+                dev.remove(&[uk])
+            } else {
+                dev.modify(&[uk])
+            };
             r.map(|evs| {
                 println!("{cmd} ret=0");
                 evs.iter().for_each(print_ev);
@@ -195,7 +210,10 @@ fn run_line(dev: &Device, line: &str) -> Result<bool> {
                     println!("ioctl ret={r}");
                     Ok(())
                 }
-                Err(source) => Err(Error::Ioctl { op: "ioctl", source }),
+                Err(source) => Err(Error::Ioctl {
+                    op: "ioctl",
+                    source,
+                }),
             }
         }
         "sleep" => {

@@ -40,7 +40,10 @@ impl Source for Fake {
         }
     }
     fn unregister(&mut self, reg: RegId) {
-        assert!(self.0.borrow_mut().live.remove(&reg), "unregister of unknown {reg:?}");
+        assert!(
+            self.0.borrow_mut().live.remove(&reg),
+            "unregister of unknown {reg:?}"
+        );
     }
     fn ret_data(&self, reg: RegId) -> [u32; 2] {
         [reg.0 as u32, 5]
@@ -155,7 +158,11 @@ fn type_without_a_source_fails_enosys() {
 #[test]
 fn add_past_the_limit_adds_nothing_with_enfile() {
     let (mut core, _, q) = setup(3);
-    assert_eq!(core.add(q, &[uk(100, 1), uk(100, 2)], &Caller::default()).result, Ok(0));
+    assert_eq!(
+        core.add(q, &[uk(100, 1), uk(100, 2)], &Caller::default())
+            .result,
+        Ok(0)
+    );
     let out = core.add(q, &[uk(100, 3), uk(100, 4)], &Caller::default());
     assert_eq!(out.result, Err(Errno::ENFILE));
     assert_eq!(out.num, None);
@@ -196,7 +203,11 @@ fn firing_coalesces_and_is_fifo() {
     let (mut core, st, q) = setup(1023);
     core.add(q, &[uk(100, 1), uk(100, 2)], &Caller::default());
     fire_all(&mut core, &st);
-    assert_eq!(fire_all(&mut core, &st), Vec::<QueueId>::new(), "already ready");
+    assert_eq!(
+        fire_all(&mut core, &st),
+        Vec::<QueueId>::new(),
+        "already ready"
+    );
     assert_eq!(core.ready_len(q), 2);
     let got = take(&mut core, q, 10);
     assert_eq!(got.len(), 2);
@@ -256,7 +267,11 @@ fn modify_replaces_mask_and_flags_and_rechecks() {
     let got = take(&mut core, q, 5);
     assert_eq!(got[0].event, 0x30);
     assert_eq!(got[0].req_flags, KEVENT_REQ_ONESHOT);
-    assert_eq!(core.queue(q).unwrap().len(), 0, "now oneshot: gone after delivery");
+    assert_eq!(
+        core.queue(q).unwrap().len(),
+        0,
+        "now oneshot: gone after delivery"
+    );
 }
 
 #[test]
@@ -277,7 +292,10 @@ fn queues_are_independent_and_release_frees_everything() {
     let q2 = core.open(true);
     core.add(q1, &[uk(100, 1)], &Caller::default());
     core.add(q2, &[uk(100, 1)], &Caller::default());
-    assert_eq!(core.remove(q2, &[uk(100, 1)]).events[0].ret_flags, KEVENT_RET_DONE);
+    assert_eq!(
+        core.remove(q2, &[uk(100, 1)]).events[0].ret_flags,
+        KEVENT_RET_DONE
+    );
     assert_eq!(core.queue(q1).unwrap().len(), 1);
     core.release(q1);
     assert!(st.borrow().live.is_empty());

@@ -161,9 +161,7 @@ impl Dispatcher {
             },
             Request::Interrupt { unique: target } => self.interrupt(target, now),
             Request::Ioctl(io) => self.ioctl(&h, &io, now),
-            Request::Poll {
-                fh, kh, flags, ..
-            } => {
+            Request::Poll { fh, kh, flags, .. } => {
                 let revents = if self.core.ready_len(fh) > 0 {
                     POLL_READABLE
                 } else {
@@ -209,7 +207,12 @@ impl Dispatcher {
 
     /// The caller's memory is out of reach: gather it with RETRY when the
     /// transport allows, otherwise refuse.
-    fn unreachable(&mut self, unique: u64, can_retry: bool, retry: (Vec<fuse::IoctlIovec>, Vec<fuse::IoctlIovec>)) {
+    fn unreachable(
+        &mut self,
+        unique: u64,
+        can_retry: bool,
+        retry: (Vec<fuse::IoctlIovec>, Vec<fuse::IoctlIovec>),
+    ) {
         if can_retry {
             self.retry(unique, retry);
         } else {
@@ -293,7 +296,9 @@ impl Dispatcher {
                 match self.mem.write(h.pid, io.arg, &hdr_bytes[..12]) {
                     Ok(()) => {}
                     Err(MemError::Fault) => return self.error(unique, Errno::EINVAL),
-                    Err(MemError::Denied) => return self.unreachable(unique, can_retry, full_retry),
+                    Err(MemError::Denied) => {
+                        return self.unreachable(unique, can_retry, full_retry)
+                    }
                 }
             }
             return self.wait(unique, io.fh, arg, hdr, now);
@@ -351,9 +356,10 @@ impl Dispatcher {
         }
         let data = arg.reply_data(out_len).to_vec();
         match out.result {
-            Ok(n) => self
-                .sink
-                .send(&fuse::reply(unique, &fuse::encode_ioctl_out(n as i32, &data))),
+            Ok(n) => self.sink.send(&fuse::reply(
+                unique,
+                &fuse::encode_ioctl_out(n as i32, &data),
+            )),
             // Data travels only on the RETRY path; there a negative result
             // with header error 0 still reaches the caller as -1/errno.
             Err(e) if arg.is_gathered() => self
@@ -415,7 +421,8 @@ impl Dispatcher {
     pub fn after_ready(&mut self, queues: &[QueueId], _now: Instant) {
         for &q in queues {
             if let Some(khs) = self.pollers.get(&q) {
-                let msgs: Vec<Vec<u8>> = khs.iter().map(|&kh| fuse::encode_notify_poll(kh)).collect();
+                let msgs: Vec<Vec<u8>> =
+                    khs.iter().map(|&kh| fuse::encode_notify_poll(kh)).collect();
                 for m in msgs {
                     self.sink.send(&m);
                 }

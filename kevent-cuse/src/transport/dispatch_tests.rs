@@ -25,7 +25,9 @@ impl CallerMemory for FakeMem {
         }
         let m = self.mem.borrow();
         let off = addr.checked_sub(ARG).ok_or(MemError::Fault)? as usize;
-        m.get(off..off + len).map(<[u8]>::to_vec).ok_or(MemError::Fault)
+        m.get(off..off + len)
+            .map(<[u8]>::to_vec)
+            .ok_or(MemError::Fault)
     }
     fn write(&self, tid: u32, addr: u64, data: &[u8]) -> Result<(), MemError> {
         if !self.reachable || tid != TID {
@@ -98,7 +100,10 @@ fn rig(transport: TransportKind) -> Rig {
     let notices = Rc::new(RefCell::new(Vec::new()));
     let live = Rc::new(RefCell::new(Vec::new()));
     let mut core = Core::new(1023);
-    core.set_source(KEVENT_TIMER, Box::new(FakeSrc(notices.clone(), live.clone())));
+    core.set_source(
+        KEVENT_TIMER,
+        Box::new(FakeSrc(notices.clone(), live.clone())),
+    );
     let mem = FakeMem {
         mem: Rc::new(RefCell::new(vec![0; 4096])),
         readonly: false,
@@ -155,7 +160,10 @@ fn timer(id0: u32, user0: u32) -> Ukevent {
 
 /// A parsed reply: (unique, error, body).
 fn parse(msg: &[u8]) -> (u64, i32, Vec<u8>) {
-    assert_eq!(u32::from_ne_bytes(msg[0..4].try_into().unwrap()) as usize, msg.len());
+    assert_eq!(
+        u32::from_ne_bytes(msg[0..4].try_into().unwrap()) as usize,
+        msg.len()
+    );
     (
         u64::from_ne_bytes(msg[8..16].try_into().unwrap()),
         i32::from_ne_bytes(msg[4..8].try_into().unwrap()),
@@ -181,7 +189,15 @@ impl Rig {
     }
     fn open(&mut self, flags: u32) -> u64 {
         let u = self.next();
-        self.d.handle(&request(opcode::FUSE_OPEN, u, TID, &[flags.to_ne_bytes(), [0; 4]].concat()), Instant::now());
+        self.d.handle(
+            &request(
+                opcode::FUSE_OPEN,
+                u,
+                TID,
+                &[flags.to_ne_bytes(), [0; 4]].concat(),
+            ),
+            Instant::now(),
+        );
         let r = self.replies();
         let (uu, err, body) = parse(&r[0]);
         assert_eq!((uu, err), (u, 0));
@@ -210,7 +226,10 @@ impl Rig {
             .u32(data.len() as u32)
             .u32(out_size)
             .bytes(data);
-        self.d.handle(&request(opcode::FUSE_IOCTL, u, pid, &b.into_vec()), Instant::now());
+        self.d.handle(
+            &request(opcode::FUSE_IOCTL, u, pid, &b.into_vec()),
+            Instant::now(),
+        );
         u
     }
     fn cuse_ioctl(&mut self, cmd: u32) -> u64 {
@@ -238,7 +257,11 @@ fn cuse_fast_path_add_is_one_round_trip() {
     assert_eq!(replies.len(), 1);
     let (uu, err, body) = parse(&replies[0]);
     assert_eq!((uu, err), (u, 0));
-    assert_eq!(ioctl_result(&body), (1, 0, vec![]), "last ready at once -> 1, no data");
+    assert_eq!(
+        ioctl_result(&body),
+        (1, 0, vec![]),
+        "last ready at once -> 1, no data"
+    );
     assert_eq!(r.hdr().num, 1);
     let e = r.ev(0);
     assert_eq!(e.user[0], 2);
@@ -258,7 +281,12 @@ fn cuse_retry_path_gathers_header_then_array() {
     let (uu, err, body) = parse(&r.replies()[0]);
     assert_eq!((uu, err), (u1, 0));
     let mut want = Writer::default();
-    want.i32(0).u32(ioctl_flags::FUSE_IOCTL_RETRY).u32(1).u32(0).u64(ARG).u64(12);
+    want.i32(0)
+        .u32(ioctl_flags::FUSE_IOCTL_RETRY)
+        .u32(1)
+        .u32(0)
+        .u64(ARG)
+        .u64(12);
     assert_eq!(body, want.into_vec());
     // leg 2: header only -> RETRY for header+array in and out
     let flags = ioctl_flags::FUSE_IOCTL_UNRESTRICTED;
@@ -288,8 +316,18 @@ fn retry_leg_with_stale_sizes_asks_again() {
     r.mem.reachable = false;
     r.d.mem = Box::new(r.mem.clone());
     // The header now says num=2 but the kernel gathered room for one.
-    let data = [ctl(KEVENT_CTL_ADD, 2, 0).encode().to_vec(), timer(100, 0).encode().to_vec()].concat();
-    r.ioctl(ioctl_flags::FUSE_IOCTL_UNRESTRICTED, KEVENT_USER_CTL, &data, 52, TID);
+    let data = [
+        ctl(KEVENT_CTL_ADD, 2, 0).encode().to_vec(),
+        timer(100, 0).encode().to_vec(),
+    ]
+    .concat();
+    r.ioctl(
+        ioctl_flags::FUSE_IOCTL_UNRESTRICTED,
+        KEVENT_USER_CTL,
+        &data,
+        52,
+        TID,
+    );
     let (_, _, body) = parse(&r.replies()[0]);
     let (_, oflags, iovs) = ioctl_result(&body);
     assert_eq!(oflags, ioctl_flags::FUSE_IOCTL_RETRY);
@@ -313,7 +351,13 @@ fn fuse_restricted_ioctl_uses_the_kernels_header_copy() {
 #[test]
 fn fuse_caller_out_of_reach_is_eperm_not_retry() {
     let mut r = rig(TransportKind::FuseFile);
-    let u = r.ioctl(0, KEVENT_USER_CTL, &ctl(KEVENT_CTL_ADD, 1, 0).encode(), 12, 0);
+    let u = r.ioctl(
+        0,
+        KEVENT_USER_CTL,
+        &ctl(KEVENT_CTL_ADD, 1, 0).encode(),
+        12,
+        0,
+    );
     assert_eq!(parse(&r.replies()[0]), (u, -libc::EPERM, vec![]));
 }
 
@@ -366,7 +410,10 @@ fn wait_parks_and_an_interrupt_answers_with_zero() {
     assert!(r.replies().is_empty(), "parked");
     assert_eq!(r.d.parked_count(), 1);
     let i = r.next();
-    r.d.handle(&request(opcode::FUSE_INTERRUPT, i | 1, TID, &u.to_ne_bytes()), Instant::now());
+    r.d.handle(
+        &request(opcode::FUSE_INTERRUPT, i | 1, TID, &u.to_ne_bytes()),
+        Instant::now(),
+    );
     let (uu, err, body) = parse(&r.replies()[0]);
     assert_eq!((uu, err), (u, 0));
     assert_eq!(ioctl_result(&body).0, 0);
@@ -392,7 +439,14 @@ fn wait_with_timeout_zero_wakes_on_first_event_and_writes_whole_ukevents() {
     let e = r.ev(1);
     assert_eq!(
         (e.id, e.type_, e.event, e.ret_flags, e.ret_data, e.user),
-        ([200, 0], KEVENT_TIMER, KEVENT_TIMER_FIRED, KEVENT_RET_DONE, [7, 1], [2, 0])
+        (
+            [200, 0],
+            KEVENT_TIMER,
+            KEVENT_TIMER_FIRED,
+            KEVENT_RET_DONE,
+            [7, 1],
+            [2, 0]
+        )
     );
 }
 
@@ -444,8 +498,14 @@ fn poll_reports_readable_and_notifies_on_new_events() {
     let poll = |r: &mut Rig| {
         let u = r.next();
         let mut b = Writer::default();
-        b.u64(r.fh).u64(0xabc).u32(fuse::FUSE_POLL_SCHEDULE_NOTIFY).u32(1);
-        r.d.handle(&request(opcode::FUSE_POLL, u, TID, &b.into_vec()), Instant::now());
+        b.u64(r.fh)
+            .u64(0xabc)
+            .u32(fuse::FUSE_POLL_SCHEDULE_NOTIFY)
+            .u32(1);
+        r.d.handle(
+            &request(opcode::FUSE_POLL, u, TID, &b.into_vec()),
+            Instant::now(),
+        );
         let (_, _, body) = parse(&r.replies()[0]);
         u32::from_ne_bytes(body[0..4].try_into().unwrap())
     };
@@ -459,15 +519,30 @@ fn poll_reports_readable_and_notifies_on_new_events() {
 fn release_frees_the_queue_and_answers_nothing_twice() {
     let mut r = rig(TransportKind::FuseFile);
     r.put_arg(ctl(KEVENT_CTL_ADD, 1, 0), &[timer(100, 1)]);
-    r.ioctl(0, KEVENT_USER_CTL, &ctl(KEVENT_CTL_ADD, 1, 0).encode(), 12, TID);
+    r.ioctl(
+        0,
+        KEVENT_USER_CTL,
+        &ctl(KEVENT_CTL_ADD, 1, 0).encode(),
+        12,
+        TID,
+    );
     r.replies();
     let u = r.next();
     let mut b = Writer::default();
     b.u64(r.fh).u32(0).u32(0).u64(0);
-    r.d.handle(&request(opcode::FUSE_RELEASE, u, 0, &b.into_vec()), Instant::now());
+    r.d.handle(
+        &request(opcode::FUSE_RELEASE, u, 0, &b.into_vec()),
+        Instant::now(),
+    );
     assert_eq!(parse(&r.replies()[0]), (u, 0, vec![]));
     assert!(r.live.borrow().is_empty());
-    let u = r.ioctl(0, KEVENT_USER_CTL, &ctl(KEVENT_CTL_ADD, 0, 0).encode(), 12, TID);
+    let u = r.ioctl(
+        0,
+        KEVENT_USER_CTL,
+        &ctl(KEVENT_CTL_ADD, 0, 0).encode(),
+        12,
+        TID,
+    );
     assert_eq!(parse(&r.replies()[0]), (u, -libc::EBADF, vec![]));
 }
 

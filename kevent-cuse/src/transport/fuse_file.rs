@@ -110,9 +110,12 @@ fn mount_and_init(path: &Path, mode: u32) -> Result<Channel, SetupError> {
 /// Makes `path` absolute without resolving the last component (a stale
 /// mount there cannot be resolved).
 fn absolute(path: &Path) -> Result<PathBuf, SetupError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| SetupError::io(format!("{}", path.display()), std::io::Error::from_raw_os_error(libc::EINVAL)))?;
+    let name = path.file_name().ok_or_else(|| {
+        SetupError::io(
+            format!("{}", path.display()),
+            std::io::Error::from_raw_os_error(libc::EINVAL),
+        )
+    })?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -127,14 +130,12 @@ fn absolute(path: &Path) -> Result<PathBuf, SetupError> {
 fn mounted_type(path: &Path) -> Option<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let want = path.to_str()?;
-    info.lines()
-        .rev()
-        .find_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mountpoint = unescape(left.split(' ').nth(4)?);
-            let fstype = right.split(' ').next()?.to_string();
-            (mountpoint == want).then_some(fstype)
-        })
+    info.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mountpoint = unescape(left.split(' ').nth(4)?);
+        let fstype = right.split(' ').next()?.to_string();
+        (mountpoint == want).then_some(fstype)
+    })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -143,7 +144,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -170,7 +174,10 @@ pub fn clean_stale(path: &Path) -> Result<(), SetupError> {
     // A live daemon answers stat(); a dead one leaves ENOTCONN.
     match std::fs::metadata(path) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            warn!("removing stale mount at {} from an earlier run", path.display());
+            warn!(
+                "removing stale mount at {} from an earlier run",
+                path.display()
+            );
             rustix::mount::unmount(path, UnmountFlags::DETACH)
                 .map_err(|e| SetupError::io(format!("unmounting stale {}", path.display()), e))?;
             Ok(())

@@ -57,7 +57,12 @@ impl ArgMem {
     }
 
     /// Reads `len` bytes at `arg + off`.
-    pub fn read(&self, mem: &dyn CallerMemory, off: usize, len: usize) -> Result<Vec<u8>, MemError> {
+    pub fn read(
+        &self,
+        mem: &dyn CallerMemory,
+        off: usize,
+        len: usize,
+    ) -> Result<Vec<u8>, MemError> {
         match &self.gathered {
             Some(g) => g
                 .get(off..off.checked_add(len).ok_or(MemError::Fault)?)
@@ -68,7 +73,12 @@ impl ArgMem {
     }
 
     /// Writes `data` at `arg + off`.
-    pub fn write(&mut self, mem: &dyn CallerMemory, off: usize, data: &[u8]) -> Result<(), MemError> {
+    pub fn write(
+        &mut self,
+        mem: &dyn CallerMemory,
+        off: usize,
+        data: &[u8],
+    ) -> Result<(), MemError> {
         match &mut self.out {
             Some(out) => {
                 let end = off.checked_add(data.len()).ok_or(MemError::Fault)?;
@@ -96,7 +106,11 @@ impl ArgMem {
     }
 
     /// Writes ukevents packed from the start of the array.
-    pub fn write_events(&mut self, mem: &dyn CallerMemory, evs: &[Ukevent]) -> Result<(), MemError> {
+    pub fn write_events(
+        &mut self,
+        mem: &dyn CallerMemory,
+        evs: &[Ukevent],
+    ) -> Result<(), MemError> {
         self.write(mem, KeventUserControl::SIZE, &Ukevent::encode_array(evs))
     }
 }
