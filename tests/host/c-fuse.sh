@@ -19,11 +19,15 @@ if ! start_daemon "$dev"; then
     finish
     exit 1
 fi
-echo "# C tests against $dev (FUSE file, daemon pid $DAEMON_PID)"
+fds_before=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
+echo "# C tests against $dev (FUSE file, daemon pid $DAEMON_PID, $fds_before fds)"
 KEVENT_TRANSPORT=fuse KEVENT_DEVICE=$dev sh "$ctests/run.sh" "$dev"
 rc=$?
 echo "# C tests exit status $rc"
 check "daemon survived every C test" kill -0 "$DAEMON_PID"
+# Every queue was closed by now: whatever the tests registered is freed.
+fds_after=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
+expect_eq "no descriptor leaked by the daemon over the whole C run" "$fds_before" "$fds_after"
 check "daemon exits 0 on SIGTERM" stop_daemon
 check "no mount left after SIGTERM" sh -c "! grep -q ' $dev ' /proc/self/mounts"
 if [ "$T_FAIL" -ne 0 ] || [ $rc -ne 0 ]; then

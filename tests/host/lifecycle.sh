@@ -64,6 +64,49 @@ if [ ! -e /dev/cuse ] && ! modprobe cuse 2>/dev/null; then
     *) not_ok "--transport cuse without CUSE says so" "$out" ;; esac
 fi
 
+# --- --transport auto falls back to the FUSE file without CUSE ------------------
+if [ ! -e /dev/cuse ]; then
+    "$KEVENT_BIN" --transport auto --path "$dev" 2>"$dir/auto.log" &
+    DAEMON_PID=$!
+    if wait_until 10 is_mounted "$dev"; then ok "auto without CUSE serves the FUSE file"; else not_ok "auto without CUSE serves the FUSE file"; fi
+    stop_daemon
+    case $(cat "$dir/auto.log") in *"no CUSE"*"FUSE-file"*) ok "auto logs why it chose the FUSE file" ;;
+    *) not_ok "auto logs why it chose the FUSE file" "$(cat "$dir/auto.log")" ;; esac
+fi
+
+# --- systemd readiness (Type=notify) ------------------------------------------
+python3 - "$dir/notify.sock" >"$dir/notify.out" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(10)
+try:
+    print(s.recv(4096).decode())
+except socket.timeout:
+    print("TIMEOUT")
+PY
+listener=$!
+wait_until 5 test -S "$dir/notify.sock"
+NOTIFY_SOCKET=$dir/notify.sock start_daemon "$dev"
+wait "$listener"
+case $(cat "$dir/notify.out") in "READY=1"*"STATUS=serving $dev over FUSE file"*) ok "READY=1 sent to NOTIFY_SOCKET" ;;
+*) not_ok "READY=1 sent to NOTIFY_SOCKET" "$(cat "$dir/notify.out")" ;; esac
+stop_daemon
+
+# --- a daemon in another pid namespace cannot reach its callers -----------------
+unshare --pid --fork --kill-child=SIGTERM "$KEVENT_BIN" --transport fuse --path "$dev" 2>"$dir/ns.log" &
+DAEMON_PID=$!
+wait_until 10 is_mounted "$dev" && wait_until 10 stat "$dev" >/dev/null 2>&1
+out=$("$KEVENT_CTL" -d "$dev" -c "add timer id=100" -c "wait num=1 timeout=10" 2>&1)
+expected="add error=EPERM errno=1 (ADD: Operation not permitted (os error 1))
+wait error=EPERM errno=1 (WAIT: Operation not permitted (os error 1))"
+expect_eq "a caller invisible to the daemon gets EPERM, not a hang" "$expected" "$out"
+# unshare ignores SIGTERM while it waits: signal the daemon (pid 1 inside).
+kill -TERM "$(pgrep -P "$DAEMON_PID")"
+wait "$DAEMON_PID"
+DAEMON_PID=""
+wait_until 5 sh -c "! grep -q ' $dev ' /proc/self/mounts"
+check "the namespaced daemon unmounted on SIGTERM" sh -c "! grep -q ' $dev ' /proc/self/mounts"
+
 # --- the CLI against a live queue ---------------------------------------------
 start_daemon "$dev" --max-kevents 2
 out=$("$KEVENT_CTL" -d "$dev" -c "add timer id=30 user=7 flags=oneshot" -c "add timer id=0" \
