@@ -78,7 +78,7 @@ int main(int argc, char *argv[])
 		ctl->cmd = KEVENT_CTL_WAIT;
 		ctl->num = (sizeof(buf) - sizeof(struct kevent_user_control)) /
 			sizeof(struct ukevent);
-		ctl->timeout = 2000;
+		ctl->timeout = 0;	/* until the first event, at most 1 s */
 
 		num = ioctl(fd, KEVENT_USER_WAIT, buf);
 		if (num < 0) {

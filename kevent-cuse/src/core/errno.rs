@@ -24,8 +24,11 @@ impl Errno {
     pub const EIO: Errno = Errno(libc::EIO);
     /// Out of memory or descriptors inside the daemon.
     pub const ENOMEM: Errno = Errno(libc::ENOMEM);
-    /// An event type this build does not service yet.
+    /// Reply for operations the device does not have (FUSE only: the
+    /// kernel turns an ioctl's ENOSYS into ENOTTY, so never for ioctls).
     pub const ENOSYS: Errno = Errno(libc::ENOSYS);
+    /// An event type this daemon does not serve.
+    pub const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
     /// Reply for LOOKUP on the single-file FUSE mount.
     pub const ENOENT: Errno = Errno(libc::ENOENT);
     /// A bad file descriptor.

@@ -167,7 +167,7 @@ impl Core {
             let Some(src) = self.sources[uk.type_ as usize].as_mut() else {
                 uk.ret_flags = KEVENT_RET_BROKEN | KEVENT_RET_DONE;
                 out.push(uk);
-                last = Last::Failed(Errno::ENOSYS);
+                last = Last::Failed(Errno::EOPNOTSUPP);
                 continue;
             };
             let reg = RegId(self.next_reg);

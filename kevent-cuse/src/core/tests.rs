@@ -146,12 +146,12 @@ fn unknown_type_is_written_back_unchanged_with_e2big() {
 }
 
 #[test]
-fn type_without_a_source_fails_enosys() {
+fn type_without_a_source_fails_eopnotsupp() {
     let (mut core, _, q) = setup(1023);
     let mut u = uk(100, 0);
     u.type_ = 0;
     let out = core.add(q, &[u], &Caller::default());
-    assert_eq!(out.result, Err(Errno::ENOSYS));
+    assert_eq!(out.result, Err(Errno::EOPNOTSUPP));
     assert_eq!(out.events[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
 }
 
