@@ -9,6 +9,7 @@
 # some were skipped).  Exit 0 only if none failed.
 #
 # Environment passed through: KEVENT_SLACK_MS, KEVENT_TRANSPORT.
+# KEVENT_TESTS="test_a test_b", when set, runs only the programs named.
 
 dev=${1:-/dev/kevent}
 KEVENT_DEVICE=$dev
@@ -39,6 +40,12 @@ failed=
 for t in "$here"/test_*; do
 	[ -f "$t" ] && [ -x "$t" ] || continue
 	name=${t##*/}
+	if [ -n "${KEVENT_TESTS:-}" ]; then
+		case " $KEVENT_TESTS " in
+		*" $name "*) ;;
+		*) continue ;;
+		esac
+	fi
 	echo "# ---- $name"
 	"$t" "$dev"
 	rc=$?

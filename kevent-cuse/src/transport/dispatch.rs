@@ -63,6 +63,8 @@ pub struct Dispatcher {
     parked: Vec<ParkedWait>,
     pollers: HashMap<QueueId, BTreeSet<u64>>,
     destroyed: bool,
+    /// The RETRY fallback was used (logged once at info level).
+    used_retry: bool,
 }
 
 enum Ctl {
@@ -88,6 +90,7 @@ impl Dispatcher {
             parked: Vec::new(),
             pollers: HashMap::new(),
             destroyed: false,
+            used_retry: false,
         }
     }
 
@@ -214,6 +217,10 @@ impl Dispatcher {
         retry: (Vec<fuse::IoctlIovec>, Vec<fuse::IoctlIovec>),
     ) {
         if can_retry {
+            if !self.used_retry {
+                self.used_retry = true;
+                info!("u={unique}: caller memory out of reach; using the CUSE RETRY exchange (logged once)");
+            }
             self.retry(unique, retry);
         } else {
             warn!("u={unique}: the caller's memory is out of the daemon's reach");
