@@ -3,11 +3,15 @@
 
 use crate::core::Core;
 use crate::reactor::{self, Exit};
+use crate::sources::inode::InodeSource;
 use crate::sources::timer::TimerSource;
+use crate::sources::{poll::PollSource, socket::SocketSource};
+use crate::sys::pidfd::{OwnDevice, SharedOwnDevice};
 use crate::sys::remote_mem::ProcessVm;
 use crate::transport::dispatch::{Config, Dispatcher};
 use crate::transport::{cuse, fuse_file, ChannelSink, Served, SetupError, TransportKind};
-use kevent_protocol::kevent::KEVENT_TIMER;
+use kevent_protocol::kevent::{KEVENT_INODE, KEVENT_TIMER};
+use kevent_protocol::kevent::{KEVENT_POLL, KEVENT_SOCKET};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
@@ -185,8 +189,22 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         KEVENT_TIMER,
         Box::new(TimerSource::new().map_err(|e| StartError::Io("timer source", e))?),
     );
+    core.set_source(
+        KEVENT_INODE,
+        Box::new(InodeSource::new().map_err(|e| StartError::Io("inode source", e))?),
+    );
+    // SOCKET and POLL must tell the served device apart (CUSE.md, "Ordering
+    // pitfalls"); its identity is filled in once it exists.
+    let own = SharedOwnDevice::default();
+    let poll = PollSource::new(own.clone()).map_err(|e| StartError::Io("poll source", e))?;
+    let socket = SocketSource::new(own.clone(), poll.disposer())
+        .map_err(|e| StartError::Io("socket source", e))?;
+    core.set_source(KEVENT_SOCKET, Box::new(socket));
+    core.set_source(KEVENT_POLL, Box::new(poll));
 
     let served = setup_transport(&opts)?;
+    let cuse = served.kind == TransportKind::Cuse;
+    own.set(OwnDevice::of_served(cuse, &served.node));
     let cfg = Config {
         transport: served.kind,
         max_kevents: opts.max_kevents,

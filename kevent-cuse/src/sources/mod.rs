@@ -7,6 +7,9 @@
 //! timer fd) that the reactor watches; when it is readable the reactor calls
 //! [`Source::process`].
 
+pub mod inode;
+pub mod poll;
+pub mod socket;
 pub mod timer;
 
 use crate::core::{Caller, Errno, RegId};

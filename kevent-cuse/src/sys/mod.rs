@@ -2,6 +2,9 @@
 //! and `nix` safe APIs. The rest of the crate calls these instead of raw
 //! libc, so there is no `unsafe` outside this module tree.
 
+pub mod fanotify;
+pub mod inotify;
+pub mod pidfd;
 pub mod remote_mem;
 
 /// CLOCK_MONOTONIC in milliseconds, truncated to u32 ("jiffies at HZ=1000").

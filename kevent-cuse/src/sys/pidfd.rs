@@ -1,0 +1,422 @@
+//! A caller's descriptors, reached from the daemon (shared/CUSE.md,
+//! "Watching a caller's descriptor without keeping it alive"; ABI.md §4).
+//!
+//! The request header carries the caller's *thread* id in the daemon's pid
+//! namespace (0 when the caller is not visible there). [`ProcCache::get`]
+//! maps it to the process (`Tgid:` in `/proc/TID/status`) and opens a pidfd
+//! for it; [`CallerProcess::fetch`] then copies one of the caller's
+//! descriptors with `pidfd_getfd` (ptrace rights: the daemon runs as root).
+//! The copy refers to the caller's open file, so whoever keeps it keeps the
+//! file open: the SOCKET source drops it at once, the POLL source keeps it.
+//!
+//! # Own device and other userspace-served files
+//! Polling or closing a file served by a FUSE or CUSE server makes the
+//! kernel send that server a request and wait for its answer. When the
+//! server is this daemon, doing so on the request loop deadlocks it
+//! (CUSE.md, "Ordering pitfalls"). [`examine`] tells such files apart
+//! without sending any request: `statx` with `AT_STATX_DONT_SYNC` (never a
+//! GETATTR), the st_rdev of the CUSE node or the st_dev of the FUSE mount
+//! ([`OwnDevice`]), the mount's type in mountinfo, the sysfs class of a
+//! character device, and `readlink` of `/proc/self/fd/N` for epoll
+//! instances (polling one polls what it contains). Nothing in this module
+//! polls or closes a caller's file itself.
+
+use crate::core::Errno;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fs::{statx, AtFlags, StatxFlags};
+use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::rc::{Rc, Weak};
+
+/// `Tgid:` of a `/proc/PID/status` text.
+pub fn parse_tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The process (thread group) of thread `tid`.
+pub fn tgid_of(tid: u32) -> io::Result<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    parse_tgid(&s).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid line"))
+}
+
+/// A caller process, pinned by a pidfd (a pidfd never refers to a later
+/// process that reuses the number).
+#[derive(Debug)]
+pub struct CallerProcess {
+    pidfd: OwnedFd,
+    tgid: u32,
+}
+
+/// Errors of pidfd_open / pidfd_getfd as the per-ukevent errno of ABI.md §4.
+fn getfd_errno(e: rustix::io::Errno) -> Errno {
+    match e {
+        // "An fd that does not exist gives BROKEN|DONE (ENODEV in 2006)."
+        rustix::io::Errno::BADF => Errno::ENODEV,
+        // Not ours to see: no ptrace rights, or the process is gone.
+        rustix::io::Errno::PERM | rustix::io::Errno::ACCESS | rustix::io::Errno::SRCH => {
+            Errno::EPERM
+        }
+        rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOMEM => {
+            Errno::ENOMEM
+        }
+        e => e.into(),
+    }
+}
+
+impl CallerProcess {
+    /// Opens process `tgid`.
+    pub fn open(tgid: u32) -> Result<Self, Errno> {
+        let pid = i32::try_from(tgid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or(Errno::EPERM)?;
+        let pidfd = pidfd_open(pid, PidfdFlags::empty()).map_err(getfd_errno)?;
+        Ok(CallerProcess { pidfd, tgid })
+    }
+
+    /// Its pid in the daemon's namespace.
+    pub fn tgid(&self) -> u32 {
+        self.tgid
+    }
+
+    /// False once the process has exited (its pidfd turns readable).
+    pub fn alive(&self) -> bool {
+        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&zero)), Ok(0))
+    }
+
+    /// The daemon's own descriptor (O_CLOEXEC) of the caller's `fd`.
+    pub fn fetch(&self, fd: u32) -> Result<OwnedFd, Errno> {
+        let raw = i32::try_from(fd).map_err(|_| Errno::ENODEV)?;
+        pidfd_getfd(&self.pidfd, raw, PidfdGetfdFlags::empty()).map_err(getfd_errno)
+    }
+
+    /// Reads `/proc/TGID/<rel>` of this process (its network namespace for
+    /// `net/tcp`...), or `None` if the process is gone. The pid cannot have
+    /// been reused while the pidfd says the process is alive before and
+    /// after the read.
+    pub fn read_proc(&self, rel: &str) -> Option<String> {
+        if !self.alive() {
+            return None;
+        }
+        let text = std::fs::read_to_string(format!("/proc/{}/{rel}", self.tgid)).ok()?;
+        self.alive().then_some(text)
+    }
+}
+
+/// Pidfds of the callers with live watches, by process. Entries are weak:
+/// a pidfd is closed as soon as no watch needs it.
+#[derive(Debug, Default)]
+pub struct ProcCache {
+    map: HashMap<u32, Weak<CallerProcess>>,
+}
+
+impl ProcCache {
+    /// The process of thread `tid` (the request header's pid). Thread id 0
+    /// means the caller is outside the daemon's pid namespace: EPERM.
+    pub fn get(&mut self, tid: u32) -> Result<Rc<CallerProcess>, Errno> {
+        if tid == 0 {
+            return Err(Errno::EPERM);
+        }
+        let tgid = tgid_of(tid).map_err(|_| Errno::EPERM)?;
+        if let Some(p) = self.map.get(&tgid).and_then(Weak::upgrade) {
+            // A live process keeps its pid: the entry is still that process.
+            if p.alive() {
+                return Ok(p);
+            }
+        }
+        let p = Rc::new(CallerProcess::open(tgid)?);
+        if self.map.len() >= 64 {
+            self.map.retain(|_, w| w.strong_count() > 0);
+        }
+        self.map.insert(tgid, Rc::downgrade(&p));
+        Ok(p)
+    }
+}
+
+/// Identity of the device this daemon serves, to recognise it among a
+/// caller's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnDevice {
+    /// The CUSE character device: its st_rdev (major, minor).
+    CharDevice(u32, u32),
+    /// The FUSE mount on a file: its st_dev (major, minor).
+    Mount(u32, u32),
+    /// Unknown (not yet set, or tests): only the generic rules apply.
+    #[default]
+    Unknown,
+}
+
+impl OwnDevice {
+    /// The CUSE node `/dev/NAME`.
+    pub fn of_char_device(node: &Path) -> io::Result<Self> {
+        let st = statx(rustix::fs::CWD, node, AtFlags::empty(), StatxFlags::TYPE)?;
+        Ok(OwnDevice::CharDevice(st.stx_rdev_major, st.stx_rdev_minor))
+    }
+
+    /// The FUSE-mounted file. `AT_STATX_DONT_SYNC`: the daemon must not ask
+    /// itself for attributes before its loop runs.
+    pub fn of_mount(node: &Path) -> io::Result<Self> {
+        let st = statx(
+            rustix::fs::CWD,
+            node,
+            AtFlags::STATX_DONT_SYNC,
+            StatxFlags::TYPE,
+        )?;
+        Ok(OwnDevice::Mount(st.stx_dev_major, st.stx_dev_minor))
+    }
+
+    /// The served node, after setup: `/dev/NAME` under CUSE, the mounted
+    /// file otherwise. Unknown (with a warning) if it cannot be examined;
+    /// the generic rules of [`examine`] still keep the device off the
+    /// request loop then (class `cuse`, filesystem type `fuse.*`).
+    pub fn of_served(cuse: bool, node: &Path) -> Self {
+        let id = if cuse {
+            Self::of_char_device(node)
+        } else {
+            Self::of_mount(node)
+        };
+        id.unwrap_or_else(|e| {
+            tracing::warn!("cannot identify {}: {e}", node.display());
+            OwnDevice::Unknown
+        })
+    }
+
+    fn matches(&self, f: &FileFacts) -> bool {
+        match *self {
+            OwnDevice::CharDevice(ma, mi) => f.kind == FileKind::Char && f.rdev == (ma, mi),
+            OwnDevice::Mount(ma, mi) => f.dev == (ma, mi),
+            OwnDevice::Unknown => false,
+        }
+    }
+}
+
+/// The identity of the served device, shared by the sources that need it
+/// and filled in by the daemon once the device exists.
+pub type SharedOwnDevice = Rc<Cell<OwnDevice>>;
+
+/// The type bits of a file, as far as the sources care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// S_IFSOCK.
+    Socket,
+    /// S_IFIFO.
+    Fifo,
+    /// S_IFCHR.
+    Char,
+    /// S_IFREG, S_IFDIR, S_IFBLK, S_IFLNK.
+    Other,
+    /// No type bits: an anonymous inode (eventfd, epoll, timerfd...).
+    Anon,
+}
+
+impl FileKind {
+    fn of_mode(mode: u32) -> Self {
+        match mode & libc::S_IFMT {
+            libc::S_IFSOCK => FileKind::Socket,
+            libc::S_IFIFO => FileKind::Fifo,
+            libc::S_IFCHR => FileKind::Char,
+            0 => FileKind::Anon,
+            _ => FileKind::Other,
+        }
+    }
+}
+
+/// Who answers when a file is polled or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The kernel alone: safe on the request loop.
+    Kernel,
+    /// Possibly a FUSE or CUSE server — this daemon included: only the
+    /// offload thread may poll, epoll or close it.
+    Userspace,
+}
+
+/// What the daemon learnt about a fetched file without asking any server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFacts {
+    /// Its type.
+    pub kind: FileKind,
+    /// st_dev (major, minor).
+    pub dev: (u32, u32),
+    /// st_rdev (major, minor).
+    pub rdev: (u32, u32),
+    /// st_ino.
+    pub ino: u64,
+    /// Who answers its poll and close.
+    pub reach: Reach,
+}
+
+/// The decision of [`examine`], apart from the system calls.
+pub fn reach_of(
+    kind: FileKind,
+    own: bool,
+    eventpoll: bool,
+    fuse_mount: impl FnOnce() -> bool,
+    cuse_char: impl FnOnce() -> bool,
+) -> Reach {
+    let userspace = own
+        || match kind {
+            FileKind::Socket | FileKind::Fifo => false,
+            FileKind::Anon => eventpoll,
+            FileKind::Char => cuse_char(),
+            FileKind::Other => fuse_mount(),
+        };
+    if userspace {
+        Reach::Userspace
+    } else {
+        Reach::Kernel
+    }
+}
+
+/// Examines a fetched descriptor of a caller (process `tgid`) without
+/// sending any FUSE request (see the module doc).
+pub fn examine(fd: &OwnedFd, own: &OwnDevice, tgid: u32) -> io::Result<FileFacts> {
+    let st = statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+        StatxFlags::TYPE | StatxFlags::INO | StatxFlags::MNT_ID,
+    )?;
+    let kind = FileKind::of_mode(u32::from(st.stx_mode));
+    let mut facts = FileFacts {
+        kind,
+        dev: (st.stx_dev_major, st.stx_dev_minor),
+        rdev: (st.stx_rdev_major, st.stx_rdev_minor),
+        ino: st.stx_ino,
+        reach: Reach::Kernel,
+    };
+    let eventpoll = kind == FileKind::Anon && is_eventpoll(fd);
+    facts.reach = reach_of(
+        kind,
+        own.matches(&facts),
+        eventpoll,
+        || is_fuse_mount(st.stx_mnt_id, tgid),
+        || is_cuse_char(facts.rdev),
+    );
+    Ok(facts)
+}
+
+fn is_eventpoll(fd: &OwnedFd) -> bool {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+        .is_ok_and(|p| p.as_os_str() == "anon_inode:[eventpoll]")
+}
+
+/// The filesystem type of mount `mnt_id` in a mountinfo text.
+pub fn mount_fstype(mountinfo: &str, mnt_id: u64) -> Option<&str> {
+    mountinfo.lines().find_map(|l| {
+        let id: u64 = l.split(' ').next()?.parse().ok()?;
+        if id != mnt_id {
+            return None;
+        }
+        let (_, rest) = l.split_once(" - ")?;
+        rest.split(' ').next()
+    })
+}
+
+/// A file on a FUSE mount (`fuse`, `fuseblk`, `fuse.*`), looked up in the
+/// daemon's and then the caller's mount namespace. Unknown counts as FUSE:
+/// the safe side.
+fn is_fuse_mount(mnt_id: u64, tgid: u32) -> bool {
+    for path in [
+        "/proc/self/mountinfo".to_string(),
+        format!("/proc/{tgid}/mountinfo"),
+    ] {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Some(t) = mount_fstype(&text, mnt_id) {
+                return t == "fuse" || t == "fuseblk" || t.starts_with("fuse.");
+            }
+        }
+    }
+    true
+}
+
+/// A character device created by some CUSE server (class `cuse` in sysfs).
+fn is_cuse_char((major, minor): (u32, u32)) -> bool {
+    std::fs::read_link(format!("/sys/dev/char/{major}:{minor}"))
+        .is_ok_and(|p| p.to_string_lossy().contains("/cuse/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tgid_is_read_from_status() {
+        let s = "Name:\tx\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4250\n";
+        assert_eq!(parse_tgid(s), Some(4242));
+        assert_eq!(parse_tgid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn own_tgid_is_found() {
+        let me = std::process::id();
+        assert_eq!(tgid_of(me).unwrap(), me);
+    }
+
+    #[test]
+    fn thread_id_zero_is_refused_with_eperm() {
+        assert_eq!(ProcCache::default().get(0).unwrap_err(), Errno::EPERM);
+    }
+
+    #[test]
+    fn mount_type_is_found_by_id() {
+        let mi = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
+                  91 27 0:55 / /tmp/x/kevent rw,nosuid,nodev - fuse.kevent kevent rw,user_id=0\n";
+        assert_eq!(mount_fstype(mi, 91), Some("fuse.kevent"));
+        assert_eq!(mount_fstype(mi, 22), Some("proc"));
+        assert_eq!(mount_fstype(mi, 9), None);
+    }
+
+    #[test]
+    fn only_userspace_served_files_leave_the_request_loop() {
+        let never = || panic!("not consulted");
+        assert_eq!(
+            reach_of(FileKind::Socket, false, false, never, never),
+            Reach::Kernel
+        );
+        assert_eq!(
+            reach_of(FileKind::Fifo, false, false, never, never),
+            Reach::Kernel
+        );
+        assert_eq!(
+            reach_of(FileKind::Anon, false, false, never, never),
+            Reach::Kernel
+        );
+        assert_eq!(
+            reach_of(FileKind::Anon, false, true, never, never),
+            Reach::Userspace
+        );
+        assert_eq!(
+            reach_of(FileKind::Char, true, false, never, never),
+            Reach::Userspace
+        );
+        assert_eq!(
+            reach_of(FileKind::Char, false, false, never, || true),
+            Reach::Userspace
+        );
+        assert_eq!(
+            reach_of(FileKind::Char, false, false, never, || false),
+            Reach::Kernel
+        );
+        assert_eq!(
+            reach_of(FileKind::Other, false, false, || true, never),
+            Reach::Userspace
+        );
+        assert_eq!(
+            reach_of(FileKind::Other, false, false, || false, never),
+            Reach::Kernel
+        );
+    }
+}
