@@ -113,6 +113,35 @@ watchdog() { # SECONDS TARGET FLAG [diagnose]
     wd=$!
 }
 
+# run_ctests LABEL FLAGFILE [VAR=VALUE...]: runs /ctests/run.sh against
+# /dev/kevent under the tests watchdog, with the extra environment given.
+# In a session of its own so the watchdog can kill run.sh and every test it
+# started at once (env and setsid exec directly: $! is the group id).
+run_ctests() {
+    label=$1
+    flag=$2
+    shift 2
+    cd /ctests || { fail "${label}no /ctests"; return 1; }
+    env KEVENT_TRANSPORT=cuse KEVENT_SLACK_MS="$slack" "$@" setsid sh /ctests/run.sh /dev/kevent &
+    tpid=$!
+    wd=
+    if [ "$tests_timeout" -gt 0 ]; then
+        watchdog "$tests_timeout" "-$tpid" "$flag" diagnose
+    fi
+    wait "$tpid"
+    trc=$?
+    [ -n "$wd" ] && kill "$wd" 2>/dev/null
+    cd /
+    if [ -e "$flag" ]; then
+        fail "${label}C tests killed after ${tests_timeout} s"
+    elif [ "$trc" -ne 0 ]; then
+        fail "${label}run.sh exited with status $trc"
+    else
+        say "${label}run.sh passed"
+    fi
+    return 0
+}
+
 run() {
     # --- modules ----------------------------------------------------------
     # fuse first: cuse needs its symbols. A module may be missing because the
@@ -165,27 +194,8 @@ run() {
     say "daemon up: $(ls -l /dev/kevent)"
 
     # --- tests ------------------------------------------------------------
-    # In a session of its own so the watchdog can kill run.sh and every test
-    # it started at once (setsid execs directly: $! is the group id).
     say "running /ctests/run.sh"
-    cd /ctests || { fail "no /ctests"; return; }
-    KEVENT_TRANSPORT=cuse KEVENT_SLACK_MS=$slack setsid sh /ctests/run.sh /dev/kevent &
-    tpid=$!
-    wd=
-    if [ "$tests_timeout" -gt 0 ]; then
-        watchdog "$tests_timeout" "-$tpid" /tmp/.tests-timeout diagnose
-    fi
-    wait "$tpid"
-    trc=$?
-    [ -n "$wd" ] && kill "$wd" 2>/dev/null
-    cd /
-    if [ -e /tmp/.tests-timeout ]; then
-        fail "C tests killed after ${tests_timeout} s"
-    elif [ "$trc" -ne 0 ]; then
-        fail "run.sh exited with status $trc"
-    else
-        say "run.sh passed"
-    fi
+    run_ctests "" /tmp/.tests-timeout || return
 
     # --- the name is taken while the daemon runs ---------------------------
     out=$(/bin/kevent-cuse --transport cuse --name kevent 2>&1)
@@ -247,24 +257,7 @@ retry_phase() {
         i=$((i + 1))
     done
     mode_is /dev/kevent crw-rw-rw- || { fail "RETRY phase: /dev/kevent did not appear"; return; }
-    cd /ctests || return
-    KEVENT_CALLER_HIDDEN=1 KEVENT_TESTS=$retry_tests KEVENT_TRANSPORT=cuse KEVENT_SLACK_MS=$slack setsid sh /ctests/run.sh /dev/kevent &
-    tpid=$!
-    wd=
-    if [ "$tests_timeout" -gt 0 ]; then
-        watchdog "$tests_timeout" "-$tpid" /tmp/.retry-timeout diagnose
-    fi
-    wait "$tpid"
-    trc=$?
-    [ -n "$wd" ] && kill "$wd" 2>/dev/null
-    cd /
-    if [ -e /tmp/.retry-timeout ]; then
-        fail "RETRY phase: C tests killed after ${tests_timeout} s"
-    elif [ "$trc" -ne 0 ]; then
-        fail "RETRY phase: run.sh exited with status $trc"
-    else
-        say "RETRY phase: run.sh passed"
-    fi
+    run_ctests "RETRY phase: " /tmp/.retry-timeout KEVENT_CALLER_HIDDEN=1 "KEVENT_TESTS=$retry_tests"
     # Proof that the calls really took the RETRY path.
     if grep -q "using the CUSE RETRY exchange" "$dlog"; then
         say "RETRY phase: the daemon used the RETRY exchange: ok"

@@ -41,6 +41,7 @@ pub mod offload;
 
 use super::{Notice, Outcome, Source};
 use crate::core::{Caller, Errno, RegId};
+use crate::sys::epoll_drain::ready_now;
 use crate::sys::pidfd::{examine, ProcCache, Reach, SharedOwnDevice};
 use kevent_protocol::kevent::Ukevent;
 use offload::{Disposer, Offload, Report};
@@ -267,42 +268,22 @@ impl Source for PollSource {
     }
 
     fn process(&mut self, _now: Instant, out: &mut Vec<Notice>) {
-        let mut events = Vec::with_capacity(256);
-        loop {
-            events.clear();
-            let zero = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            let buf = rustix::buffer::spare_capacity(&mut events);
-            match epoll::wait(&self.epoll, buf, Some(&zero)) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => {
-                    tracing::error!("poll epoll_wait: {e}");
-                    return;
-                }
-            }
-            for ev in &events {
-                match ev.data.u64() {
-                    TOKEN_REPORTS => {
-                        for r in self.offload.drain() {
-                            match r {
-                                Report::Fired { reg, revents } => self.notice(reg, revents, out),
-                                Report::Failed { reg, errno } => {
-                                    debug!("POLL {reg:?}: offloaded watch failed: {errno}");
-                                    if self.watches.contains_key(&reg) {
-                                        out.push(Notice { reg, broken: true });
-                                    }
+        for (data, flags) in ready_now(&self.epoll, "poll") {
+            match data {
+                TOKEN_REPORTS => {
+                    for r in self.offload.drain() {
+                        match r {
+                            Report::Fired { reg, revents } => self.notice(reg, revents, out),
+                            Report::Failed { reg, errno } => {
+                                debug!("POLL {reg:?}: offloaded watch failed: {errno}");
+                                if self.watches.contains_key(&reg) {
+                                    out.push(Notice { reg, broken: true });
                                 }
                             }
                         }
                     }
-                    r => self.notice(RegId(r), { ev.flags }.bits(), out),
                 }
-            }
-            if events.len() < events.capacity() {
-                return;
+                r => self.notice(RegId(r), flags.bits(), out),
             }
         }
     }

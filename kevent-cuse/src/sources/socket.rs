@@ -47,6 +47,7 @@ use super::poll::offload::Disposer;
 use super::poll::poll_now;
 use super::{Notice, Outcome, Source};
 use crate::core::{Caller, Errno, RegId};
+use crate::sys::epoll_drain::ready_now;
 use crate::sys::pidfd::{examine, CallerProcess, FileKind, ProcCache, Reach, SharedOwnDevice};
 use backlog::Table;
 use kevent_protocol::kevent::{
@@ -391,28 +392,8 @@ impl Source for SocketSource {
     }
 
     fn process(&mut self, now: Instant, out: &mut Vec<Notice>) {
-        let mut events = Vec::with_capacity(256);
-        loop {
-            events.clear();
-            let zero = rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            let buf = rustix::buffer::spare_capacity(&mut events);
-            match epoll::wait(&self.epoll, buf, Some(&zero)) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => {
-                    tracing::error!("socket epoll_wait: {e}");
-                    break;
-                }
-            }
-            for ev in &events {
-                self.take(RegId(ev.data.u64()), out);
-            }
-            if events.len() < events.capacity() {
-                break;
-            }
+        for (data, _) in ready_now(&self.epoll, "socket") {
+            self.take(RegId(data), out);
         }
         if now >= self.next_sweep {
             self.sweep(out);

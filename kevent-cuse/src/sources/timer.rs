@@ -16,6 +16,7 @@
 
 use super::{Notice, Outcome, Source};
 use crate::core::{Caller, Errno, RegId};
+use crate::sys::epoll_drain::ready_now;
 use crate::sys::monotonic_ms;
 use kevent_protocol::kevent::Ukevent;
 use rustix::event::epoll;
@@ -130,47 +131,25 @@ impl Source for TimerSource {
     }
 
     fn process(&mut self, _now: Instant, out: &mut Vec<Notice>) {
-        let mut events = Vec::with_capacity(256);
-        loop {
-            events.clear();
-            let zero = Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
+        let ready = ready_now(&self.epoll, "timer");
+        if ready.is_empty() {
+            return;
+        }
+        let now_ms = monotonic_ms();
+        for (data, _) in ready {
+            let reg = RegId(data);
+            let Some(t) = self.timers.get_mut(&reg) else {
+                continue;
             };
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                Some(&zero),
-            ) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => {
-                    tracing::error!("timer epoll_wait: {e}");
-                    return;
+            let mut buf = [0u8; 8];
+            match rustix::io::read(&t.fd, &mut buf) {
+                Ok(8) => {
+                    t.pending += u64::from_ne_bytes(buf);
+                    t.last_ms = now_ms;
+                    out.push(Notice { reg, broken: false });
                 }
-            }
-            if events.is_empty() {
-                return;
-            }
-            let now_ms = monotonic_ms();
-            for ev in &events {
-                let reg = RegId(ev.data.u64());
-                let Some(t) = self.timers.get_mut(&reg) else {
-                    continue;
-                };
-                let mut buf = [0u8; 8];
-                match rustix::io::read(&t.fd, &mut buf) {
-                    Ok(8) => {
-                        t.pending += u64::from_ne_bytes(buf);
-                        t.last_ms = now_ms;
-                        out.push(Notice { reg, broken: false });
-                    }
-                    Ok(_) | Err(rustix::io::Errno::AGAIN) => {}
-                    Err(e) => tracing::warn!("timerfd read: {e}"),
-                }
-            }
-            if events.len() < events.capacity() {
-                return;
+                Ok(_) | Err(rustix::io::Errno::AGAIN) => {}
+                Err(e) => tracing::warn!("timerfd read: {e}"),
             }
         }
     }

@@ -2,6 +2,7 @@
 //! and `nix` safe APIs. The rest of the crate calls these instead of raw
 //! libc, so there is no `unsafe` outside this module tree.
 
+pub mod epoll_drain;
 pub mod fanotify;
 pub mod inotify;
 pub mod pidfd;
