@@ -12,6 +12,7 @@
 //! # Ok::<(), kevent_client::Error>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 mod sys;
 
