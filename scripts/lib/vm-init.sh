@@ -246,7 +246,8 @@ run() {
 # caller descriptors are left out: there the kernel, not the daemon, copies
 # (EFAULT), and fd-based types refuse invisible callers by design, which
 # test_socket_hidden checks (it runs only with KEVENT_CALLER_HIDDEN=1).
-retry_tests="test_add test_remove_modify test_wait test_timer test_poll test_sharing test_threads test_signals test_limits test_kill test_libkevent test_socket_hidden"
+# The _m32 twins take the same exchange through the kernel's compat ioctl.
+retry_tests="test_add test_remove_modify test_wait test_timer test_poll test_sharing test_threads test_signals test_limits test_kill test_libkevent test_socket_hidden test_add_m32 test_wait_m32 test_remove_modify_m32"
 retry_phase() {
     say "RETRY phase: daemon in its own pid namespace"
     RUST_LOG=$rust_log unshare -p -f /bin/kevent-cuse --transport cuse --name kevent --mode 0666 >"$dlog" 2>&1 &

@@ -126,4 +126,19 @@ out=$("$KEVENT_CTL" -d "$dev" -c "frobnicate" 2>&1)
 case $out in *"unknown command"*) ok "kevent-ctl names an unknown command" ;; *) not_ok "kevent-ctl names an unknown command" "$out" ;; esac
 check "SIGTERM with a client still open" stop_daemon
 
+# --- SIGTERM answers a sleeping WAIT at once ------------------------------------
+start_daemon "$dev"
+"$KEVENT_CTL" -d "$dev" -c "add timer id=600000" -c "wait num=1 timeout=30000" >"$dir/waiter.out" 2>&1 &
+waiter=$!
+sleep 0.3
+t0=$(date +%s%N)
+stop_daemon
+wait "$waiter"
+t1=$(date +%s%N)
+elapsed=$(((t1 - t0) / 1000000))
+echo "# the sleeping WAIT returned ${elapsed} ms after SIGTERM"
+check "a WAIT sleeping at SIGTERM returns within 2 s, not after its 30 s" test "$elapsed" -lt 2000
+expect_eq "it returns what was ready: nothing" "add ret=0 num=0
+wait ret=0" "$(cat "$dir/waiter.out")"
+
 finish
