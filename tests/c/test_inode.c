@@ -85,16 +85,7 @@ static int q_open(void)
 
 static struct ukevent uk_inode(int fd, __u32 event, __u32 req_flags, __u32 u0)
 {
-	struct ukevent uk;
-
-	memset(&uk, 0, sizeof(uk));
-	uk.id.raw[0] = (__u32)fd;
-	uk.type = KEVENT_INODE;
-	uk.event = event;
-	uk.req_flags = req_flags;
-	uk.user[0] = u0;
-	uk.user[1] = 0x1d0de;
-	return uk;
+	return uk_make(KEVENT_INODE, (__u32)fd, event, req_flags, u0, 0x1d0de);
 }
 
 static int by_user(const void *a, const void *b)

@@ -23,16 +23,7 @@ static int kfd;
 
 static struct ukevent uk_poll(int fd, __u32 event, __u32 req_flags, __u32 u0)
 {
-	struct ukevent uk;
-
-	memset(&uk, 0, sizeof(uk));
-	uk.id.raw[0] = (__u32)fd;
-	uk.type = KEVENT_POLL;
-	uk.event = event;
-	uk.req_flags = req_flags;
-	uk.user[0] = u0;
-	uk.user[1] = 0x9011;
-	return uk;
+	return uk_make(KEVENT_POLL, (__u32)fd, event, req_flags, u0, 0x9011);
 }
 
 static int add1(int q, struct ukevent *uk)

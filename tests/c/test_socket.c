@@ -40,16 +40,7 @@ static const char *N(const char *what)
 
 static struct ukevent uk_sock(int fd, __u32 event, __u32 req_flags, __u32 u0)
 {
-	struct ukevent uk;
-
-	memset(&uk, 0, sizeof(uk));
-	uk.id.raw[0] = (__u32)fd;
-	uk.type = KEVENT_SOCKET;
-	uk.event = event;
-	uk.req_flags = req_flags;
-	uk.user[0] = u0;
-	uk.user[1] = 0x50c;
-	return uk;
+	return uk_make(KEVENT_SOCKET, (__u32)fd, event, req_flags, u0, 0x50c);
 }
 
 /* ADD one ukevent; *uk receives the written-back ukevent. */

@@ -373,20 +373,27 @@ static inline struct ukevent kb_get(const void *b, unsigned i)
 	return uk;
 }
 
-/* A TIMER ukevent: period ms, key (period, 0, u0, u1). */
-static inline struct ukevent uk_timer(__u32 period, __u32 req_flags,
-				      __u32 u0, __u32 u1)
+/* A ukevent of any type: key (id0, 0, u0, u1), everything else 0. */
+static inline struct ukevent uk_make(__u32 type, __u32 id0, __u32 event,
+				     __u32 req_flags, __u32 u0, __u32 u1)
 {
 	struct ukevent uk;
 
 	memset(&uk, 0, sizeof(uk));
-	uk.id.raw[0] = period;
-	uk.type = KEVENT_TIMER;
-	uk.event = KEVENT_TIMER_FIRED;
+	uk.id.raw[0] = id0;
+	uk.type = type;
+	uk.event = event;
 	uk.req_flags = req_flags;
 	uk.user[0] = u0;
 	uk.user[1] = u1;
 	return uk;
+}
+
+/* A TIMER ukevent: period ms, key (period, 0, u0, u1). */
+static inline struct ukevent uk_timer(__u32 period, __u32 req_flags,
+				      __u32 u0, __u32 u1)
+{
+	return uk_make(KEVENT_TIMER, period, KEVENT_TIMER_FIRED, req_flags, u0, u1);
 }
 
 /*

@@ -399,49 +399,62 @@ impl Kernel {
     pub fn drain(&mut self, out: &mut Vec<Seen>) {
         let mut buf = std::mem::take(&mut self.buf);
         if let Some(g) = &self.fan {
-            loop {
-                let n = match g.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        warn!("INODE: fanotify read: {e}");
-                        0
+            read_until_empty(
+                "fanotify",
+                &mut buf,
+                |b| g.read(b),
+                |bytes| {
+                    for ev in fan::parse_events(bytes) {
+                        if ev.fd >= 0 {
+                            // Never in a FID group; it would be a descriptor leak.
+                            warn!("INODE: fanotify event with fd {}", ev.fd);
+                        }
+                        if ev.pid == self.own_pid {
+                            debug!("INODE: dropped an event the daemon caused ({:#x})", ev.mask);
+                        }
+                        out.extend(seen_fanotify(&ev, self.own_pid, &self.by_fid));
                     }
-                };
-                if n == 0 {
-                    break;
-                }
-                for ev in fan::parse_events(&buf[..n]) {
-                    if ev.fd >= 0 {
-                        // Never in a FID group; it would be a descriptor leak.
-                        warn!("INODE: fanotify event with fd {}", ev.fd);
-                    }
-                    if ev.pid == self.own_pid {
-                        debug!("INODE: dropped an event the daemon caused ({:#x})", ev.mask);
-                    }
-                    out.extend(seen_fanotify(&ev, self.own_pid, &self.by_fid));
-                }
-            }
+                },
+            );
         }
         if let Some(i) = &self.ino {
-            loop {
-                let n = match i.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        warn!("INODE: inotify read: {e}");
-                        0
-                    }
-                };
-                if n == 0 {
-                    break;
-                }
-                out.extend(
-                    ino::parse_events(&buf[..n])
-                        .iter()
-                        .filter_map(|ev| seen_inotify(ev, &self.by_wd)),
-                );
-            }
+            read_until_empty(
+                "inotify",
+                &mut buf,
+                |b| i.read(b).map_err(Into::into),
+                |bytes| {
+                    out.extend(
+                        ino::parse_events(bytes)
+                            .iter()
+                            .filter_map(|ev| seen_inotify(ev, &self.by_wd)),
+                    )
+                },
+            );
         }
         self.buf = buf;
+    }
+}
+
+/// Reads a non-blocking notification fd until it is empty (0 bytes or an
+/// error, logged), handing each chunk of whole records to `parse`.
+fn read_until_empty(
+    what: &str,
+    buf: &mut [u8],
+    mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    mut parse: impl FnMut(&[u8]),
+) {
+    loop {
+        let n = match read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!("INODE: {what} read: {e}");
+                0
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        parse(&buf[..n]);
     }
 }
 
