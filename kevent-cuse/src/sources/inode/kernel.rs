@@ -464,6 +464,16 @@ mod tests {
     use crate::sys::fanotify::{FanEvent, FileHandle};
     use crate::sys::inotify::InotifyEvent;
 
+    /// What watch 10 is expected to report.
+    fn change(bits: u32, links: bool, gone: bool) -> Option<Seen> {
+        Some(Seen::Change {
+            watch: 10,
+            bits,
+            links,
+            gone,
+        })
+    }
+
     fn fid(n: u8) -> Fid {
         Fid {
             fsid: 7,
@@ -491,14 +501,6 @@ mod tests {
             pid: 55,
             fd: -1,
             fid: Some(fid(1)),
-        };
-        let change = |bits, links, gone| {
-            Some(Seen::Change {
-                watch: 10,
-                bits,
-                links,
-                gone,
-            })
         };
         let c = KEVENT_INODE_CREATE;
         let r = KEVENT_INODE_REMOVE;
@@ -572,14 +574,6 @@ mod tests {
             wd,
             mask,
             cookie: 0,
-        };
-        let change = |bits, links, gone| {
-            Some(Seen::Change {
-                watch: 10,
-                bits,
-                links,
-                gone,
-            })
         };
         let c = KEVENT_INODE_CREATE;
         let r = KEVENT_INODE_REMOVE;
