@@ -54,6 +54,18 @@ static void test_poll(void)
 	CHECK_TIME(now_ms() - t0, 198, 200, "poll(POLLOUT) slept its timeout");
 }
 
+/* select() for reading and writing on fd alone, timeout 0. */
+static int select_now(int fd, fd_set *rd, fd_set *wr)
+{
+	struct timeval tv = { 0, 0 };
+
+	FD_ZERO(rd);
+	FD_ZERO(wr);
+	FD_SET(fd, rd);
+	FD_SET(fd, wr);
+	return select(fd + 1, rd, wr, NULL, &tv);
+}
+
 static void test_select(void)
 {
 	struct ukevent ev[1];
@@ -62,13 +74,7 @@ static void test_select(void)
 	long long t0;
 	int r;
 
-	FD_ZERO(&rd);
-	FD_ZERO(&wr);
-	FD_SET(fd, &rd);
-	FD_SET(fd, &wr);
-	tv.tv_sec = 0;
-	tv.tv_usec = 0;
-	CHECK_RET(select(fd + 1, &rd, &wr, NULL, &tv), 0,
+	CHECK_RET(select_now(fd, &rd, &wr), 0,
 		  "select timeout 0, nothing ready: 0 (not writable)");
 
 	t0 = now_ms();
@@ -83,13 +89,7 @@ static void test_select(void)
 	CHECK(FD_ISSET(fd, &rd), "select: fd readable");
 	CHECK_TIME(now_ms() - t0, 58, 60, "select woke after ~60 ms");
 
-	FD_ZERO(&rd);
-	FD_ZERO(&wr);
-	FD_SET(fd, &rd);
-	FD_SET(fd, &wr);
-	tv.tv_sec = 0;
-	tv.tv_usec = 0;
-	r = select(fd + 1, &rd, &wr, NULL, &tv);
+	r = select_now(fd, &rd, &wr);
 	CHECK_RET(r, 1, "select with an event ready: exactly 1 bit set");
 	CHECK(FD_ISSET(fd, &rd) && !FD_ISSET(fd, &wr), "select: readable, not writable");
 	CHECK_RET(k_wait(fd, ev, 1, 100), 1, "WAIT collects it");
