@@ -193,7 +193,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         KEVENT_INODE,
         Box::new(InodeSource::new().map_err(|e| StartError::Io("inode source", e))?),
     );
-    // SOCKET and POLL must tell the served device apart (CUSE.md, "Ordering
+    // SOCKET and POLL must tell the served device apart (docs/WIRE.md, "Ordering
     // pitfalls"); its identity is filled in once it exists.
     let own = SharedOwnDevice::default();
     let poll = PollSource::new(own.clone()).map_err(|e| StartError::Io("poll source", e))?;

@@ -22,7 +22,7 @@ use std::time::Instant;
 pub enum Outcome {
     /// Watching; an event will follow.
     Queued,
-    /// Already ready: written back with DONE and not registered (ABI.md §3).
+    /// Already ready: written back with DONE and not registered (docs/ABI.md §3).
     Ready([u32; 2]),
     /// Could not be registered: BROKEN|DONE and this errno.
     Failed(Errno),
