@@ -1,4 +1,4 @@
-//! The ABI.md §2-3 rules against a fake source: no syscalls.
+//! The docs/ABI.md §2-3 rules against a fake source: no syscalls.
 
 use super::*;
 use crate::sources::{Notice, Outcome, Source};

@@ -1,4 +1,4 @@
-//! KEVENT_INODE (shared/ABI.md §4 and §5 item 4): `id.raw[0]` is the
+//! KEVENT_INODE (docs/ABI.md §4 and §5 item 4): `id.raw[0]` is the
 //! caller's descriptor of a directory or file. A directory's kevent is
 //! ready when an entry appears in it (CREATE: create, mkdir, symlink, mknod,
 //! link, rename into it) or disappears (REMOVE: unlink, rmdir, rename out

@@ -1,7 +1,7 @@
-//! KEVENT_POLL (shared/ABI.md §4): `id.raw[0]` is any pollable fd of the
+//! KEVENT_POLL (docs/ABI.md §4): `id.raw[0]` is any pollable fd of the
 //! caller; the kevent is ready when the fd's poll mask intersects `event`
 //! (the KEVENT_POLL_* bits, same values as POLL*). `ret_data[0]` is the
-//! requested bits that fired since the last delivery (extension, ABI.md §5
+//! requested bits that fired since the last delivery (extension, docs/ABI.md §5
 //! item 4). POLL holds the caller's file while registered, as 2006 did.
 //!
 //! # Implementation notes
@@ -11,7 +11,7 @@
 //!
 //! * Files the kernel alone serves (pipes, sockets, eventfd, timerfd, ttys,
 //!   procfs...) are watched on the request loop, in this source's epoll
-//!   (edge-triggered: one notice per new activity, ABI.md §4). ADD adds the
+//!   (edge-triggered: one notice per new activity, docs/ABI.md §4). ADD adds the
 //!   file first — `epoll_ctl` refusing it (EPERM: the file has no poll
 //!   method, e.g. a regular file on a disk filesystem) is the EINVAL of
 //!   2006 — then checks readiness with `poll()`: ready means written back
@@ -21,7 +21,7 @@
 //!   /dev/kevent (another queue, or the same one), any FUSE file, another
 //!   CUSE device, and epoll instances (which poll what they contain) — go
 //!   to the [`offload`] thread, because polling them on the request loop
-//!   would deadlock the daemon (shared/CUSE.md, "Ordering pitfalls"). A
+//!   would deadlock the daemon (docs/WIRE.md, "Ordering pitfalls"). A
 //!   POLL kevent on another kevent fd therefore works like any other: the
 //!   offload thread's epoll_ctl makes the kernel send this daemon a POLL
 //!   request, which the request loop answers from the queue's ready list,
@@ -161,7 +161,7 @@ impl PollSource {
             interest(uk.event) | epoll::EventFlags::ET,
         ) {
             Ok(()) => {}
-            // No poll method (ABI.md §4: "an fd that cannot be polled").
+            // No poll method (docs/ABI.md §4: "an fd that cannot be polled").
             Err(rustix::io::Errno::PERM) => return Err(Errno::EINVAL),
             Err(e) => return Err(e.into()),
         }

@@ -1,4 +1,4 @@
-//! KEVENT_SOCKET (shared/ABI.md §4, §5 item 1): `id.raw[0]` is a socket fd
+//! KEVENT_SOCKET (docs/ABI.md §4, §5 item 1): `id.raw[0]` is a socket fd
 //! of the caller; `event` is RECV (data to read, or the peer shut down),
 //! ACCEPT (accept() would succeed; `ret_data[1]` = the accept queue length)
 //! and/or SEND (writable). Watching must not keep the socket open.
@@ -23,7 +23,7 @@
 //!   registered socket and fails (BROKEN, ENODEV) on another file.
 //! * **Readiness at ADD.** As 2006 ran its callback at enqueue time, ADD
 //!   polls the socket once: ready means written back DONE and not
-//!   registered (ABI.md §3). So SEND on a writable socket, or RECV with data
+//!   registered (docs/ABI.md §3). So SEND on a writable socket, or RECV with data
 //!   buffered or the peer gone, is ready at once. MODIFY re-checks the same
 //!   way and rebuilds the nested instance with the new interest.
 //! * **Event bits.** POLLIN is ACCEPT on a listening socket and RECV on any

@@ -1,4 +1,4 @@
-//! KEVENT_TIMER (shared/ABI.md §4): `id.raw[0]` is the period in ms, used
+//! KEVENT_TIMER (docs/ABI.md §4): `id.raw[0]` is the period in ms, used
 //! for the first expiry and every interval; the kevent re-arms until it is
 //! unregistered (or delivered, with ONESHOT).
 //!
@@ -6,7 +6,7 @@
 //! One `timerfd` (CLOCK_MONOTONIC) per registration, all in this source's own
 //! epoll instance, which is the one fd the reactor watches. Expirations
 //! between two deliveries coalesce into one ready event; their count is
-//! `ret_data[1]` (extension, ABI.md §5 item 4). `ret_data[0]` is the time of
+//! `ret_data[1]` (extension, docs/ABI.md §5 item 4). `ret_data[0]` is the time of
 //! the latest expiry in CLOCK_MONOTONIC milliseconds truncated to u32 — the
 //! "jiffies at HZ=1000" of 2006.
 //!

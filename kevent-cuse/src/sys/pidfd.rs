@@ -1,5 +1,5 @@
-//! A caller's descriptors, reached from the daemon (shared/CUSE.md,
-//! "Watching a caller's descriptor without keeping it alive"; ABI.md §4).
+//! A caller's descriptors, reached from the daemon (docs/WIRE.md,
+//! "Watching a caller's descriptor without keeping it alive"; docs/ABI.md §4).
 //!
 //! The request header carries the caller's *thread* id in the daemon's pid
 //! namespace (0 when the caller is not visible there). [`ProcCache::get`]
@@ -13,7 +13,7 @@
 //! Polling or closing a file served by a FUSE or CUSE server makes the
 //! kernel send that server a request and wait for its answer. When the
 //! server is this daemon, doing so on the request loop deadlocks it
-//! (CUSE.md, "Ordering pitfalls"). [`examine`] tells such files apart
+//! (docs/WIRE.md, "Ordering pitfalls"). [`examine`] tells such files apart
 //! without sending any request: `statx` with `AT_STATX_DONT_SYNC` (never a
 //! GETATTR), the st_rdev of the CUSE node or the st_dev of the FUSE mount
 //! ([`OwnDevice`]), the mount's type in mountinfo, the sysfs class of a
@@ -53,7 +53,7 @@ pub struct CallerProcess {
     tgid: u32,
 }
 
-/// Errors of pidfd_open / pidfd_getfd as the per-ukevent errno of ABI.md §4.
+/// Errors of pidfd_open / pidfd_getfd as the per-ukevent errno of docs/ABI.md §4.
 fn getfd_errno(e: rustix::io::Errno) -> Errno {
     match e {
         // "An fd that does not exist gives BROKEN|DONE (ENODEV in 2006)."

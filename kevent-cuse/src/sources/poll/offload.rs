@@ -1,7 +1,7 @@
 //! The offload thread: the only place where the daemon polls, epolls or
 //! closes a caller's file that a FUSE or CUSE server may have to answer for
 //! ([`Reach::Userspace`](crate::sys::pidfd::Reach)) — above all this
-//! daemon's own device (shared/CUSE.md, "Ordering pitfalls").
+//! daemon's own device (docs/WIRE.md, "Ordering pitfalls").
 //!
 //! # Why a thread
 //! `epoll_ctl(ADD)`, `epoll_wait` and `close` on such a file make the
@@ -244,7 +244,7 @@ impl Worker {
                     }
                     Err(e) => {
                         debug!("offload: watching {reg:?}: {e}");
-                        // EPERM: the file has no poll method (ABI.md §4: EINVAL).
+                        // EPERM: the file has no poll method (docs/ABI.md §4: EINVAL).
                         let errno = match e {
                             rustix::io::Errno::PERM => Errno::EINVAL,
                             e => e.into(),
