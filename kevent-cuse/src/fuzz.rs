@@ -267,7 +267,7 @@ impl Source for FakeSource {
         }
         out
     }
-    fn modify(&mut self, reg: RegId, uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
         let mut st = self.st();
         assert!(st.live.contains_key(&reg), "modify of unknown {reg:?}");
         st.live.insert(reg, *uk);
@@ -520,7 +520,7 @@ impl Driver {
             _ => Outcome::Queued,
         };
         self.st().modify_outcome = Some(outcome);
-        let (out, _woke) = self.core.modify(q, &[uk]);
+        let (out, _woke) = self.core.modify(q, &[uk], &Caller::default());
         self.st().modify_outcome = None;
         assert_eq!(out.result, Ok(0));
         let mq = self.model.get_mut(&q).expect("model queue");

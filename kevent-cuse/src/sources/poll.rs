@@ -42,7 +42,7 @@ pub mod offload;
 use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
-use crate::sys::pidfd::{examine, OwnDevice, ProcCache, Reach};
+use crate::sys::pidfd::{examine, CallerThread, OwnDevice, Reach};
 use kevent_protocol::kevent::Ukevent;
 use offload::{Disposer, Offload, Report};
 use rustix::event::{epoll, poll, PollFd, PollFlags};
@@ -103,7 +103,6 @@ struct Watch {
 pub struct PollSource {
     epoll: OwnedFd,
     watches: HashMap<RegId, Watch>,
-    procs: ProcCache,
     own: OwnDevice,
     offload: Arc<Offload>,
 }
@@ -122,7 +121,6 @@ impl PollSource {
         Ok(PollSource {
             epoll,
             watches: HashMap::new(),
-            procs: ProcCache::default(),
             own,
             offload,
         })
@@ -135,9 +133,10 @@ impl PollSource {
     }
 
     fn register_fd(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Result<Outcome, Errno> {
-        let proc_ = self.procs.get(caller.tid)?;
-        let fd = proc_.fetch(uk.id[0])?;
-        let facts = match examine(&fd, &self.own, proc_.tgid()) {
+        // The calling thread's own table (sys::pidfd, "The descriptor rule").
+        let thread = CallerThread::open(caller.tid)?;
+        let fd = thread.fetch(uk.id[0])?;
+        let facts = match examine(&fd, &self.own, thread.tid()) {
             Ok(f) => f,
             Err(e) => {
                 self.offload.disposer().dispose(fd);

@@ -170,8 +170,8 @@ impl CallerThread {
             .and_then(Pid::from_raw)
             .ok_or(Errno::EPERM)?;
         if have_pidfd_thread() {
-            let pidfd = pidfd_open(pid, PidfdFlags::from_bits_retain(PIDFD_THREAD))
-                .map_err(getfd_errno)?;
+            let pidfd =
+                pidfd_open(pid, PidfdFlags::from_bits_retain(PIDFD_THREAD)).map_err(getfd_errno)?;
             return Ok(CallerThread {
                 pidfd,
                 tid,
@@ -396,9 +396,9 @@ pub fn reach_of(
     }
 }
 
-/// Examines a fetched descriptor of a caller (process `tgid`) without
+/// Examines a fetched descriptor of a caller (thread `tid`) without
 /// sending any FUSE request (see the module doc).
-pub fn examine(fd: &OwnedFd, own: &OwnDevice, tgid: u32) -> io::Result<FileFacts> {
+pub fn examine(fd: &OwnedFd, own: &OwnDevice, tid: u32) -> io::Result<FileFacts> {
     let st = statx(
         fd,
         "",
@@ -418,7 +418,7 @@ pub fn examine(fd: &OwnedFd, own: &OwnDevice, tgid: u32) -> io::Result<FileFacts
         kind,
         own.matches(&facts),
         eventpoll,
-        || is_fuse_mount(st.stx_mnt_id, tgid),
+        || is_fuse_mount(st.stx_mnt_id, tid),
         || is_cuse_char(facts.rdev),
     );
     Ok(facts)
