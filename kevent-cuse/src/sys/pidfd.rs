@@ -372,6 +372,9 @@ pub struct FileFacts {
     pub ino: u64,
     /// Who answers its poll and close.
     pub reach: Reach,
+    /// It is this daemon's own device (a kevent queue it serves): the
+    /// daemon must never keep such a file open (README "Security model").
+    pub own: bool,
 }
 
 /// The decision of [`examine`], apart from the system calls.
@@ -412,11 +415,13 @@ pub fn examine(fd: &OwnedFd, own: &OwnDevice, tid: u32) -> io::Result<FileFacts>
         rdev: (st.stx_rdev_major, st.stx_rdev_minor),
         ino: st.stx_ino,
         reach: Reach::Kernel,
+        own: false,
     };
+    facts.own = own.matches(&facts);
     let eventpoll = kind == FileKind::Anon && is_eventpoll(fd);
     facts.reach = reach_of(
         kind,
-        own.matches(&facts),
+        facts.own,
         eventpoll,
         || is_fuse_mount(st.stx_mnt_id, tid),
         || is_cuse_char(facts.rdev),

@@ -15,6 +15,23 @@
 //! back the same way and are picked up when the report eventfd turns
 //! readable in the POLL source's epoll.
 //!
+//! # The daemon's own device: an epoll item, never a held file
+//! A file of this daemon's own device (another kevent queue, the FUSE
+//! file or the CUSE node) is never kept open ([`Cmd::Add`] with
+//! `item_only`): the thread puts it into its epoll set and closes its
+//! descriptor at once, keeping only the epoll item, which the kernel drops
+//! by itself when the caller closes its last descriptor of the file.
+//! Holding it instead would make queues that poll each other keep each
+//! other alive after their owners died, and would make a SIGKILLed daemon
+//! hang in exit, closing a file of its own device that needs its own
+//! answer. Without a descriptor the item cannot be deleted: on REMOVE it
+//! lingers, its token forgotten, so that its reports are dropped; when the
+//! same file comes back at the same descriptor number with no live watch
+//! there, the lingering item is revived (EEXIST, then MOD with the new
+//! token); with a live watch there, the file is watched under another
+//! descriptor number instead. Each watch has a token of its own, so a
+//! lingering item never fires for a newer watch.
+//!
 //! # Shutdown
 //! Closing one of these files after the request loop has stopped would
 //! wait for an answer that never comes. On [`Offload`]'s drop the thread
@@ -26,7 +43,7 @@
 use crate::core::{Errno, RegId};
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use tracing::{debug, warn};
@@ -34,11 +51,14 @@ use tracing::{debug, warn};
 /// A request to the offload thread.
 #[derive(Debug)]
 enum Cmd {
-    /// Watch `fd` for `reg` (edge-triggered) and hold it until `Remove`.
+    /// Watch `fd` for `reg` (edge-triggered) and hold it until `Remove`;
+    /// with `item_only` keep only the epoll item (module doc). An existing
+    /// watch of `reg` is replaced.
     Add {
         reg: RegId,
         fd: OwnedFd,
         interest: epoll::EventFlags,
+        item_only: bool,
     },
     /// New interest; the kernel re-checks readiness at once.
     Modify {
@@ -128,6 +148,9 @@ impl Offload {
             cmds: rx,
             reports: rtx,
             files: HashMap::new(),
+            tokens: HashMap::new(),
+            next_token: 1,
+            item_nums: HashMap::new(),
         };
         std::thread::Builder::new()
             .name("kevent-offload".into())
@@ -144,12 +167,20 @@ impl Offload {
         self.cmds.clone()
     }
 
-    /// Watch `fd` for `reg`; readiness comes back as a [`Report`].
-    pub fn add(&self, reg: RegId, fd: OwnedFd, interest: epoll::EventFlags) {
-        self.cmds.send(Cmd::Add { reg, fd, interest });
+    /// Watch `fd` for `reg`; readiness comes back as a [`Report`]. With
+    /// `item_only` (the daemon's own device) the file is not kept open and
+    /// a later MODIFY must come with the file again (another `add`).
+    pub fn add(&self, reg: RegId, fd: OwnedFd, interest: epoll::EventFlags, item_only: bool) {
+        self.cmds.send(Cmd::Add {
+            reg,
+            fd,
+            interest,
+            item_only,
+        });
     }
 
-    /// New interest for `reg`, re-checked at once by the kernel.
+    /// New interest for `reg` (a held file), re-checked at once by the
+    /// kernel.
     pub fn modify(&self, reg: RegId, interest: epoll::EventFlags) {
         self.cmds.send(Cmd::Modify { reg, interest });
     }
@@ -185,8 +216,29 @@ struct Worker {
     ready: Arc<OwnedFd>,
     cmds: Receiver<Cmd>,
     reports: Sender<Report>,
-    files: HashMap<RegId, OwnedFd>,
+    files: HashMap<RegId, Watched>,
+    /// The epoll data of each live watch.
+    tokens: HashMap<u64, RegId>,
+    next_token: u64,
+    /// Descriptor numbers under which live item-only watches were added.
+    item_nums: HashMap<i32, usize>,
 }
+
+/// One watch of the offload thread.
+struct Watched {
+    token: u64,
+    held: Held,
+}
+
+enum Held {
+    /// The file, held until REMOVE.
+    File(OwnedFd),
+    /// Only the epoll item, added under this descriptor number.
+    Item(i32),
+}
+
+/// At most this many descriptor numbers are tried for one item.
+const ITEM_TRIES: usize = 16;
 
 impl Worker {
     fn run(mut self) {
@@ -206,10 +258,15 @@ impl Worker {
             for ev in &events {
                 match ev.data.u64() {
                     TOKEN_WAKE => woken = true,
-                    r => out.push(Report::Fired {
-                        reg: RegId(r),
-                        revents: { ev.flags }.bits(),
-                    }),
+                    // A lingering item of a removed watch: dropped.
+                    t => {
+                        if let Some(&reg) = self.tokens.get(&t) {
+                            out.push(Report::Fired {
+                                reg,
+                                revents: { ev.flags }.bits(),
+                            });
+                        }
+                    }
                 }
             }
             if woken {
@@ -236,11 +293,29 @@ impl Worker {
 
     fn command(&mut self, cmd: Cmd, out: &mut Vec<Report>) {
         match cmd {
-            Cmd::Add { reg, fd, interest } => {
-                let data = epoll::EventData::new_u64(reg.0);
-                match epoll::add(&self.ep, &fd, data, interest | epoll::EventFlags::ET) {
-                    Ok(()) => {
-                        self.files.insert(reg, fd);
+            Cmd::Add {
+                reg,
+                fd,
+                interest,
+                item_only,
+            } => {
+                self.remove(reg);
+                let token = self.next_token;
+                self.next_token += 1;
+                let flags = interest | epoll::EventFlags::ET;
+                let added = if item_only {
+                    self.add_item(fd, token, flags).map(Held::Item)
+                } else {
+                    let data = epoll::EventData::new_u64(token);
+                    epoll::add(&self.ep, &fd, data, flags).map(|()| Held::File(fd))
+                };
+                match added {
+                    Ok(held) => {
+                        if let Held::Item(num) = held {
+                            *self.item_nums.entry(num).or_default() += 1;
+                        }
+                        self.tokens.insert(token, reg);
+                        self.files.insert(reg, Watched { token, held });
                     }
                     Err(e) => {
                         debug!("offload: watching {reg:?}: {e}");
@@ -254,8 +329,12 @@ impl Worker {
                 }
             }
             Cmd::Modify { reg, interest } => {
-                if let Some(fd) = self.files.get(&reg) {
-                    let data = epoll::EventData::new_u64(reg.0);
+                if let Some(Watched {
+                    token,
+                    held: Held::File(fd),
+                }) = self.files.get(&reg)
+                {
+                    let data = epoll::EventData::new_u64(*token);
                     if let Err(e) =
                         epoll::modify(&self.ep, fd, data, interest | epoll::EventFlags::ET)
                     {
@@ -266,23 +345,89 @@ impl Worker {
                     }
                 }
             }
-            Cmd::Remove { reg } => {
-                if let Some(fd) = self.files.remove(&reg) {
-                    let _ = epoll::delete(&self.ep, &fd);
-                    drop(fd);
-                }
-            }
+            Cmd::Remove { reg } => self.remove(reg),
             Cmd::Dispose(fd) => drop(fd),
             Cmd::Quit => unreachable!("handled by run"),
         }
+    }
+
+    /// Forgets the watch of `reg`: a held file is taken out of the set and
+    /// closed; an item lingers with its token forgotten (module doc).
+    fn remove(&mut self, reg: RegId) {
+        let Some(w) = self.files.remove(&reg) else {
+            return;
+        };
+        self.tokens.remove(&w.token);
+        match w.held {
+            Held::File(fd) => {
+                let _ = epoll::delete(&self.ep, &fd);
+            }
+            Held::Item(num) => {
+                if let Some(n) = self.item_nums.get_mut(&num) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.item_nums.remove(&num);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds an epoll item for `fd` and closes every descriptor of it;
+    /// returns the descriptor number the item is keyed under.
+    fn add_item(
+        &mut self,
+        fd: OwnedFd,
+        token: u64,
+        flags: epoll::EventFlags,
+    ) -> rustix::io::Result<i32> {
+        let data = epoll::EventData::new_u64(token);
+        let mut spare = Vec::new();
+        let mut cur = fd;
+        let mut result = Err(rustix::io::Errno::EXIST);
+        for _ in 0..ITEM_TRIES {
+            let num = cur.as_raw_fd();
+            match epoll::add(&self.ep, &cur, data, flags) {
+                Ok(()) => {
+                    result = Ok(num);
+                    break;
+                }
+                // A lingering item of this very file under this number.
+                Err(rustix::io::Errno::EXIST) if !self.item_nums.contains_key(&num) => {
+                    result = epoll::modify(&self.ep, &cur, data, flags).map(|()| num);
+                    break;
+                }
+                Err(rustix::io::Errno::EXIST) => {
+                    // A live watch may own that item: another number.
+                    match rustix::io::fcntl_dupfd_cloexec(&cur, num + 1) {
+                        Ok(next) => spare.push(std::mem::replace(&mut cur, next)),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Closing sends FLUSH to the device's server (this daemon, whose
+        // serving threads answer it); the item stays.
+        drop(cur);
+        drop(spare);
+        result
     }
 
     fn quit(self) {
         // See "Shutdown" in the module doc: close nothing that may need the
         // (stopped) request loop to answer.
         let Worker { files, cmds, .. } = self;
-        for (_, fd) in files {
-            std::mem::forget(fd);
+        for (_, w) in files {
+            if let Held::File(fd) = w.held {
+                std::mem::forget(fd);
+            }
         }
         for cmd in cmds.try_iter() {
             std::mem::forget(cmd);
