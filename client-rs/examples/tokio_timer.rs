@@ -2,8 +2,7 @@
 //!
 //!     cargo run -p kevent-client --features tokio --example tokio_timer [-- /dev/kevent]
 
-use kevent_client::tokio::AsyncDevice;
-use kevent_client::{Ukevent, UkeventExt};
+use kevent_client::{AsyncDevice, Ukevent, UkeventExt};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Features:
-//! * `tokio`: [`tokio::AsyncDevice`], the device in tokio's reactor
+//! * `tokio`: [`AsyncDevice`] (module [`async_fd`]), the device in tokio's reactor
 //!   (`AsyncFd`), with an async `wait`.
 //! * `mio`: `Device` implements `mio::event::Source`.
 //!
@@ -33,10 +33,12 @@ mod errno;
 mod sys;
 mod types;
 
+#[cfg(feature = "tokio")]
+pub mod async_fd;
 #[cfg(feature = "mio")]
 mod mio_source;
 #[cfg(feature = "tokio")]
-pub mod tokio;
+pub use async_fd::AsyncDevice;
 
 pub use errno::Errno;
 pub use kevent_protocol::kevent::*;

@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), kevent_client::Error> {
-//! use kevent_client::{tokio::AsyncDevice, Ukevent, UkeventExt};
+//! use kevent_client::{AsyncDevice, Ukevent, UkeventExt};
 //! let dev = AsyncDevice::open("/dev/kevent")?;
 //! dev.get_ref().add(&mut [Ukevent::timer(50).oneshot()])?;
 //! let evs = dev.wait(8).await?;
@@ -16,9 +16,9 @@
 //! ```
 
 use crate::{Device, Error, Ukevent};
-use ::tokio::io::unix::AsyncFd;
-use ::tokio::io::Interest;
 use std::path::Path;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// A queue registered with tokio's reactor.
 #[derive(Debug)]
