@@ -62,7 +62,7 @@ all: build
 build: rust lib $(LIB_OUT)/kevent.pc $(LIB_OUT)/kevent-cuse.service
 
 rust:
-	$(CARGO) build --release --locked -p kevent-cuse -p kevent-client --features kevent-client/cli
+	$(CARGO) build --release --locked -p kevent-cuse -p kevent-ctl
 
 lib:
 	$(MAKE) -C client-c OUT=$(LIB_OUT) static shared
