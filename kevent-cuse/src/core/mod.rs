@@ -8,14 +8,15 @@
 
 mod errno;
 mod queue;
+pub mod source;
 
 pub use errno::Errno;
 pub use queue::Queue;
 
-use crate::sources::{Notice, Outcome, Source};
 use kevent_protocol::kevent::{
     KeventKey, Ukevent, KEVENT_MAX, KEVENT_REQ_ONESHOT, KEVENT_RET_BROKEN, KEVENT_RET_DONE,
 };
+pub use source::{Notice, Outcome, Source};
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
@@ -245,8 +246,8 @@ impl Core {
 
     /// MODIFY (docs/ABI.md §3): new event mask and req_flags, ret_flags cleared,
     /// readiness re-checked at once. Returns the output and whether the
-    /// queue's ready list grew.
-    pub fn modify(&mut self, q: QueueId, input: &[Ukevent]) -> (CtlOutput, bool) {
+    /// queue's ready list grew. `caller` made the MODIFY.
+    pub fn modify(&mut self, q: QueueId, input: &[Ukevent], caller: &Caller) -> (CtlOutput, bool) {
         if !self.queues.contains_key(&q) {
             return (CtlOutput::error(Errno::EBADF), false);
         }
@@ -267,7 +268,7 @@ impl Core {
                 let src = self.sources[current.type_ as usize]
                     .as_mut()
                     .expect("registered with this source");
-                match src.modify(reg, &current) {
+                match src.modify(reg, &current, caller) {
                     Outcome::Queued => uk.ret_flags |= KEVENT_RET_DONE,
                     Outcome::Ready(_) => {
                         uk.ret_flags |= KEVENT_RET_DONE;

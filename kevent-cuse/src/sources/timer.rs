@@ -14,7 +14,7 @@
 //! EINVAL (BROKEN|DONE) because a timerfd with a zero interval is disarmed
 //! and a busy loop helps nobody.
 
-use super::{Notice, Outcome, Source};
+use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
 use crate::sys::monotonic_ms;
@@ -70,6 +70,11 @@ fn ms_to_timespec(ms: u32) -> Timespec {
     }
 }
 
+/// The TIMER row of [`super::TABLE`].
+pub fn build(_ctx: &SourceCtx) -> std::io::Result<Box<dyn Source>> {
+    Ok(Box::new(TimerSource::new()?))
+}
+
 impl Source for TimerSource {
     fn name(&self) -> &'static str {
         "timer"
@@ -103,7 +108,7 @@ impl Source for TimerSource {
         Outcome::Queued
     }
 
-    fn modify(&mut self, _reg: RegId, _uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, _reg: RegId, _uk: &Ukevent, _caller: &Caller) -> Outcome {
         // The period is part of the key and cannot change; a timer is never
         // "ready now" except through an expiry already on the ready list.
         Outcome::Queued

@@ -336,7 +336,7 @@ impl Dispatcher {
         let (out, woke) = match ctl {
             Ctl::Add => (self.core.add(io.fh, &input, &caller), false),
             Ctl::Remove => (self.core.remove(io.fh, &input), false),
-            Ctl::Modify => self.core.modify(io.fh, &input),
+            Ctl::Modify => self.core.modify(io.fh, &input, &caller),
             Ctl::Wait => unreachable!("handled above"),
         };
         debug!(

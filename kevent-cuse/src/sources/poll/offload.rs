@@ -28,7 +28,7 @@ use rustix::event::{epoll, eventfd, EventfdFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tracing::{debug, warn};
 
 /// A request to the offload thread.
@@ -99,7 +99,7 @@ impl Disposer {
 #[derive(Debug)]
 pub struct Offload {
     cmds: Disposer,
-    reports: Receiver<Report>,
+    reports: Mutex<Receiver<Report>>,
     ready: Arc<OwnedFd>,
 }
 
@@ -134,7 +134,7 @@ impl Offload {
             .spawn(move || worker.run())?;
         Ok(Offload {
             cmds: Disposer { tx, wake },
-            reports: rrx,
+            reports: Mutex::new(rrx),
             ready,
         })
     }
@@ -168,7 +168,8 @@ impl Offload {
     pub fn drain(&self) -> Vec<Report> {
         let mut b = [0u8; 8];
         let _ = rustix::io::read(&*self.ready, &mut b);
-        self.reports.try_iter().collect()
+        let rx = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        rx.try_iter().collect()
     }
 }
 
