@@ -3,7 +3,10 @@
 //! `--serve uring`, but every ioctl is answered at once with its own input
 //! echoed as output (result 0). Shows what the ring transport alone costs.
 //!
-//! Usage: null_uring PATH [DEPTH]   (root; SIGTERM/SIGINT end it)
+//! Usage: null_uring PATH [DEPTH] [inline|worker]   (root; SIGTERM/SIGINT
+//! end it). `worker`: every request goes through the queue's worker thread
+//! (the daemon's path for requests that may block), `inline` (default): on
+//! the ring thread.
 //! Prints "ready uring" (or "ready fallback: REASON" and exits 77 when the
 //! kernel cannot do FUSE-over-io_uring) once the file is served.
 
@@ -18,6 +21,8 @@ use std::time::Duration;
 
 struct Null {
     mode: u32,
+    /// Serve on the ring thread (else on the queue's worker thread).
+    inline: bool,
 }
 
 impl Handler for Null {
@@ -49,17 +54,18 @@ impl Handler for Null {
     }
 
     fn inline_ok(&self, _req: &[u8]) -> bool {
-        true
+        self.inline
     }
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: null_uring PATH [DEPTH]");
+        eprintln!("usage: null_uring PATH [DEPTH] [inline|worker]");
         std::process::exit(2);
     };
     let depth: u32 = args.next().and_then(|d| d.parse().ok()).unwrap_or(8);
+    let inline = args.next().as_deref() != Some("worker");
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
     mask.add(Signal::SIGINT);
@@ -94,7 +100,7 @@ fn main() {
             .max(fuse_file::URING_MAX_WRITE as usize),
         register_timeout: Duration::from_secs(10),
     };
-    let server = match UringServer::start(fd, Arc::new(Null { mode: 0o666 }), opts) {
+    let server = match UringServer::start(fd, Arc::new(Null { mode: 0o666, inline }), opts) {
         Ok(s) => s,
         Err(e) => {
             served.teardown();
