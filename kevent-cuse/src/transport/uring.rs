@@ -25,7 +25,7 @@
 use crate::sys::fuse_uring::{Completion, FuseRing, Slot, WAKE_USER_DATA};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -250,31 +250,32 @@ impl UringServer {
                 give_up: AtomicBool::new(false),
             });
             server.queues.push(q.clone());
-            let (wtx, wrx) = mpsc::channel::<(Vec<u8>, u32)>();
             let sinks: Arc<Vec<Sink>> = Arc::new(
                 (0..opts.depth)
                     .map(|idx| Arc::new(EntrySink { q: q.clone(), idx }) as Sink)
                     .collect(),
             );
-            {
-                let handler = handler.clone();
-                let sinks = sinks.clone();
-                let t = std::thread::Builder::new()
-                    .name(format!("uring-work-{cpu}"))
-                    .spawn(move || worker(cpu, wrx, handler, sinks))
-                    .map_err(|e| UringError::Queue {
-                        qid,
-                        what: "spawning the worker thread",
-                        source: e,
-                    })?;
-                server.threads.push(t);
-            }
+            let pool = Arc::new(Pool {
+                cpu,
+                jobs: Mutex::new(std::collections::VecDeque::new()),
+                cond: std::sync::Condvar::new(),
+                idle: AtomicUsize::new(0),
+                workers: AtomicUsize::new(0),
+                max: opts.depth as usize,
+                handler: handler.clone(),
+                sinks: sinks.clone(),
+            });
+            pool.spawn().map_err(|e| UringError::Queue {
+                qid,
+                what: "spawning the worker thread",
+                source: e,
+            })?;
             let fuse = fuse.clone();
             let handler = handler.clone();
             let tx = tx.clone();
             let t = std::thread::Builder::new()
                 .name(format!("uring-{cpu}"))
-                .spawn(move || ring_thread(cpu, q, fuse, handler, sinks, wtx, tx))
+                .spawn(move || ring_thread(cpu, q, fuse, handler, sinks, pool, tx))
                 .map_err(|e| UringError::Queue {
                     qid,
                     what: "spawning the ring thread",
@@ -358,15 +359,66 @@ fn pin_to(cpu: usize) {
     }
 }
 
-fn worker(
+/// The worker threads of one queue, for requests that may block. One at
+/// start; another is started whenever a request finds none idle (one stuck
+/// in a caller's memory must not hold up the others of its CPU), up to the
+/// queue's depth.
+struct Pool {
     cpu: usize,
-    rx: mpsc::Receiver<(Vec<u8>, u32)>,
+    jobs: Mutex<std::collections::VecDeque<(Vec<u8>, u32)>>,
+    cond: std::sync::Condvar,
+    idle: AtomicUsize,
+    workers: AtomicUsize,
+    max: usize,
     handler: Arc<dyn Handler>,
     sinks: Arc<Vec<Sink>>,
-) {
-    pin_to(cpu);
-    while let Ok((req, idx)) = rx.recv() {
-        handler.handle(&req, &sinks[idx as usize]);
+}
+
+impl Pool {
+    fn spawn(self: &Arc<Self>) -> io::Result<()> {
+        let n = self.workers.fetch_add(1, Ordering::AcqRel);
+        let me = self.clone();
+        let r = std::thread::Builder::new()
+            .name(format!("uring-work-{}", self.cpu))
+            .spawn(move || me.run());
+        if r.is_err() {
+            self.workers.fetch_sub(1, Ordering::AcqRel);
+        } else if n > 0 {
+            debug!("uring queue {}: worker {} started", self.cpu, n + 1);
+        }
+        r.map(drop)
+    }
+
+    /// Hands a request to a worker (a new one if none is idle).
+    fn push(self: &Arc<Self>, req: Vec<u8>, idx: u32) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back((req, idx));
+        if self.idle.load(Ordering::Acquire) == 0 && self.workers.load(Ordering::Acquire) < self.max {
+            if let Err(e) = self.spawn() {
+                warn!("uring queue {}: starting a worker: {e}", self.cpu);
+            }
+        }
+        self.cond.notify_one();
+    }
+
+    fn run(&self) {
+        pin_to(self.cpu);
+        loop {
+            let job = {
+                let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(j) = jobs.pop_front() {
+                        break j;
+                    }
+                    self.idle.fetch_add(1, Ordering::AcqRel);
+                    jobs = self.cond.wait(jobs).unwrap_or_else(|e| e.into_inner());
+                    self.idle.fetch_sub(1, Ordering::AcqRel);
+                }
+            };
+            self.handler.handle(&job.0, &self.sinks[job.1 as usize]);
+        }
     }
 }
 
@@ -376,7 +428,7 @@ fn ring_thread<F: AsFd>(
     fuse: Arc<F>,
     handler: Arc<dyn Handler>,
     sinks: Arc<Vec<Sink>>,
-    work: mpsc::Sender<(Vec<u8>, u32)>,
+    pool: Arc<Pool>,
     ready: Ready,
 ) {
     pin_to(cpu);
@@ -391,7 +443,7 @@ fn ring_thread<F: AsFd>(
     };
     let _ = ready.send((q.qid, Ok(())));
     drop(ready);
-    serve(&q, &mut ring, &*handler, &sinks, &work);
+    serve(&q, &mut ring, &*handler, &sinks, &pool);
     debug!("uring queue {}: ring thread done", q.qid);
 }
 
@@ -429,7 +481,7 @@ fn serve(
     ring: &mut FuseRing,
     handler: &dyn Handler,
     sinks: &[Sink],
-    work: &mpsc::Sender<(Vec<u8>, u32)>,
+    pool: &Arc<Pool>,
 ) {
     let depth = q.slots.len();
     let mut dead = vec![false; depth];
@@ -509,8 +561,8 @@ fn serve(
             q.holds[idx].store(unique, Ordering::Release);
             if handler.inline_ok(&buf) {
                 handler.handle(&buf, &sinks[idx]);
-            } else if work.send((buf.clone(), idx as u32)).is_err() {
-                sinks[idx].send(&kevent_protocol::fuse::reply_error(unique, libc::EIO));
+            } else {
+                pool.push(buf.clone(), idx as u32);
             }
         }
     }
