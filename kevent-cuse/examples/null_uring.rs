@@ -100,7 +100,14 @@ fn main() {
             .max(fuse_file::URING_MAX_WRITE as usize),
         register_timeout: Duration::from_secs(10),
     };
-    let server = match UringServer::start(fd, Arc::new(Null { mode: 0o666, inline }), opts) {
+    let server = match UringServer::start(
+        fd,
+        Arc::new(Null {
+            mode: 0o666,
+            inline,
+        }),
+        opts,
+    ) {
         Ok(s) => s,
         Err(e) => {
             served.teardown();

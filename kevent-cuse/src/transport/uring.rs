@@ -395,7 +395,8 @@ impl Pool {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back((req, idx));
-        if self.idle.load(Ordering::Acquire) == 0 && self.workers.load(Ordering::Acquire) < self.max {
+        if self.idle.load(Ordering::Acquire) == 0 && self.workers.load(Ordering::Acquire) < self.max
+        {
             if let Err(e) = self.spawn() {
                 warn!("uring queue {}: starting a worker: {e}", self.cpu);
             }
@@ -476,13 +477,7 @@ fn setup(q: &Queue, fd: BorrowedFd<'_>, depth: u32) -> Result<FuseRing, (&'stati
     Ok(ring)
 }
 
-fn serve(
-    q: &Queue,
-    ring: &mut FuseRing,
-    handler: &dyn Handler,
-    sinks: &[Sink],
-    pool: &Arc<Pool>,
-) {
+fn serve(q: &Queue, ring: &mut FuseRing, handler: &dyn Handler, sinks: &[Sink], pool: &Arc<Pool>) {
     let depth = q.slots.len();
     let mut dead = vec![false; depth];
     let mut ndead = 0;
