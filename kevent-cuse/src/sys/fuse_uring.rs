@@ -36,6 +36,31 @@ const CMD_COMMIT_AND_FETCH: u32 = 2;
 /// user_data of the eventfd read that wakes a ring thread.
 pub const WAKE_USER_DATA: u64 = u64::MAX;
 
+/// Anonymous memory holding the headers and payloads of a queue's entries:
+/// pages are zero and cost nothing until the kernel or the daemon touches
+/// them, so a deep queue is cheap.
+struct Mapping {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory; who may touch which part is decided
+// by the Slots (module comment).
+unsafe impl Send for Mapping {}
+// SAFETY: as above; Mapping itself is never read or written through &self.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: base/len are exactly what mmap_anonymous returned; no Slot
+        // is left (each holds an Arc of the mapping), and the rings that
+        // used the memory are gone before their slots.
+        if let Err(e) = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.len) } {
+            tracing::warn!("munmap of a ring queue's buffers: {e}");
+        }
+    }
+}
+
 /// The two buffers of one ring entry.
 pub struct Slot {
     hdr: NonNull<u8>,
@@ -43,49 +68,78 @@ pub struct Slot {
     payload_len: usize,
     /// iov[0] = header, iov[1] = payload: read by the kernel at REGISTER.
     iov: Box<[libc::iovec; 2]>,
+    _mem: std::sync::Arc<Mapping>,
 }
 
-// SAFETY: a Slot is plain owned heap memory; the pointers are not shared
-// with other Rust objects, only with the kernel (see the module comment).
+// SAFETY: a Slot's buffers are its own part of the mapping; the pointers are
+// not shared with other Rust objects, only with the kernel (module comment).
 unsafe impl Send for Slot {}
 // SAFETY: all access goes through &mut self or happens while the caller owns
-// the entry exclusively (module comment); &self methods only read the length.
+// the entry exclusively (module comment).
 unsafe impl Sync for Slot {}
 
-fn alloc_zeroed(len: usize) -> NonNull<u8> {
-    let b: Box<[u8]> = vec![0u8; len].into_boxed_slice();
-    let p = Box::into_raw(b) as *mut u8;
-    NonNull::new(p).expect("Box::into_raw is never null")
-}
-
-/// # Safety
-/// `p` and `len` come from `alloc_zeroed(len)`, freed once.
-unsafe fn free(p: NonNull<u8>, len: usize) {
-    // SAFETY: rebuilds the Box<[u8]> that alloc_zeroed leaked (same length).
-    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p.as_ptr(), len)) });
+fn page_round(n: usize) -> usize {
+    n.div_ceil(4096) * 4096
 }
 
 impl Slot {
-    /// An entry with a payload of `payload_len` bytes.
-    pub fn new(payload_len: usize) -> Self {
-        let hdr = alloc_zeroed(HEADER_SIZE);
-        let payload = alloc_zeroed(payload_len);
-        let iov = Box::new([
-            libc::iovec {
-                iov_base: hdr.as_ptr().cast(),
-                iov_len: HEADER_SIZE,
-            },
-            libc::iovec {
-                iov_base: payload.as_ptr().cast(),
-                iov_len: payload_len,
-            },
-        ]);
-        Slot {
-            hdr,
-            payload,
-            payload_len,
-            iov,
-        }
+    /// `depth` entries with a payload of `payload_len` bytes each, in one
+    /// anonymous mapping.
+    pub fn many(depth: usize, payload_len: usize) -> io::Result<Vec<Slot>> {
+        let hdrs = page_round(depth * HEADER_SIZE);
+        let stride = page_round(payload_len);
+        let len = hdrs + depth * stride;
+        // SAFETY: a fresh private anonymous mapping, no address hint: it
+        // aliases nothing.
+        let p = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::PRIVATE,
+            )
+        }?;
+        let base = NonNull::new(p.cast::<u8>())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        let mem = std::sync::Arc::new(Mapping { base, len });
+        Ok((0..depth)
+            .map(|i| {
+                // SAFETY: both offsets stay inside the mapping of `len` bytes
+                // (headers first, then one page-rounded payload per entry).
+                let (hdr, payload) = unsafe {
+                    (
+                        NonNull::new_unchecked(base.as_ptr().add(i * HEADER_SIZE)),
+                        NonNull::new_unchecked(base.as_ptr().add(hdrs + i * stride)),
+                    )
+                };
+                let iov = Box::new([
+                    libc::iovec {
+                        iov_base: hdr.as_ptr().cast(),
+                        iov_len: HEADER_SIZE,
+                    },
+                    libc::iovec {
+                        iov_base: payload.as_ptr().cast(),
+                        iov_len: payload_len,
+                    },
+                ]);
+                Slot {
+                    hdr,
+                    payload,
+                    payload_len,
+                    iov,
+                    _mem: mem.clone(),
+                }
+            })
+            .collect())
+    }
+
+    /// One entry (tests).
+    #[cfg(test)]
+    fn new(payload_len: usize) -> Self {
+        Self::many(1, payload_len)
+            .expect("mmap")
+            .pop()
+            .expect("one slot")
     }
 
     /// Payload capacity in bytes.
@@ -169,17 +223,6 @@ impl Slot {
         h[ENT_IN_OUT_OFF + 16..ENT_IN_OUT_OFF + 20]
             .copy_from_slice(&(body.len() as u32).to_le_bytes());
         true
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // SAFETY: both pointers come from alloc_zeroed with these lengths and
-        // are freed only here. The ring that used them is dropped first.
-        unsafe {
-            free(self.hdr, HEADER_SIZE);
-            free(self.payload, self.payload_len);
-        }
     }
 }
 

@@ -240,8 +240,14 @@ impl UringServer {
             })?;
             let q = Arc::new(Queue {
                 qid,
-                slots: (0..opts.depth)
-                    .map(|_| Mutex::new(Slot::new(opts.payload)))
+                slots: Slot::many(opts.depth as usize, opts.payload)
+                    .map_err(|e| UringError::Queue {
+                        qid,
+                        what: "mapping the entry buffers",
+                        source: e,
+                    })?
+                    .into_iter()
+                    .map(Mutex::new)
                     .collect(),
                 holds: (0..opts.depth).map(|_| AtomicU64::new(0)).collect(),
                 commits: Mutex::new(Vec::new()),
