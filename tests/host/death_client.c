@@ -11,6 +11,14 @@
  *                              POLL on a pipe; prints "ready N" once all are
  *                              set up and waits to be killed (it leads its
  *                              own process group: the test kills the group).
+ *   death_client victim DEV FILE   as nobody: POLL on FILE (a file of a FUSE
+ *                              server that never answers POLL); prints
+ *                              "ready" when the ADD returned, then waits.
+ *   death_client other DEV [UID]   (as UID if given) POLL on an epoll set
+ *                              holding a pipe and POLL on another kevent
+ *                              queue (both offloaded), makes both ready and
+ *                              prints "fired N" with the events a WAIT of
+ *                              up to 5 s collected (2 expected).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,6 +138,63 @@ int main(int argc, char **argv)
 		for (;;)
 			pause();
 	}
-	fprintf(stderr, "usage: death_client hold DEV | user DEV N\n");
+	if (argc == 4 && strcmp(argv[1], "victim") == 0) {
+		int f, kq, r;
+
+		if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+			return 1;
+		f = open(argv[3], O_RDONLY);
+		kq = open(argv[2], O_RDWR);
+		if (f < 0 || kq < 0) {
+			printf("open failed: %s\n", strerror(errno));
+			return 1;
+		}
+		r = add(kq, KEVENT_POLL, (__u32)f, KEVENT_POLL_POLLIN, 9);
+		printf("ready %d\n", r);
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	if ((argc == 3 || argc == 4) && strcmp(argv[1], "other") == 0) {
+		int a, b, ep, p[2], got = 0;
+		struct epoll_event ev = { .events = EPOLLIN };
+		long long t0;
+
+		if (argc == 4) {
+			int uid = atoi(argv[3]);
+
+			if (setgroups(0, NULL) != 0 || setgid(uid) != 0 || setuid(uid) != 0)
+				return 1;
+		}
+		a = open(argv[2], O_RDWR);
+		b = open(argv[2], O_RDWR);
+		ep = epoll_create1(0);
+		if (a < 0 || b < 0 || ep < 0 || pipe(p) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) != 0)
+			return 1;
+		if (add(a, KEVENT_POLL, (__u32)ep, KEVENT_POLL_POLLIN, 1) < 0 ||
+		    add(a, KEVENT_POLL, (__u32)b, KEVENT_POLL_POLLIN, 2) < 0 ||
+		    add(b, KEVENT_TIMER, 10, KEVENT_TIMER_FIRED, 3) < 0 ||
+		    write(p[1], "x", 1) != 1)
+			return 1;
+		t0 = time(NULL);
+		while (got != 3 && time(NULL) - t0 < 5) {
+			struct req w;
+			int r, i;
+
+			memset(&w, 0, sizeof(w));
+			w.c.cmd = KEVENT_CTL_WAIT;
+			w.c.num = 4;
+			w.c.timeout = 1000;
+			r = ioctl(a, KEVENT_USER_WAIT, &w);
+			if (r < 0)
+				return 1;
+			for (i = 0; i < r; i++)
+				if (w.uk[i].user[0] == 1 || w.uk[i].user[0] == 2)
+					got |= (int)w.uk[i].user[0];
+		}
+		printf("fired %d\n", got == 3 ? 2 : got == 0 ? 0 : 1);
+		return 0;
+	}
+	fprintf(stderr, "usage: death_client hold DEV | user DEV N | victim DEV FILE | other DEV [UID]\n");
 	return 2;
 }

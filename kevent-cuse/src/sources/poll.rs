@@ -149,7 +149,7 @@ impl PollSource {
         let facts = match examine(&fd, &self.own, thread.tid()) {
             Ok(f) => f,
             Err(e) => {
-                self.offload.disposer().dispose(fd);
+                self.offload.disposer().dispose_as(caller.uid, fd);
                 return Err(Errno::from_io(&e));
             }
         };
@@ -159,7 +159,8 @@ impl PollSource {
                 uk.id[0]
             );
             let item_only = facts.own;
-            self.offload.add(reg, fd, interest(uk.event), item_only);
+            self.offload
+                .add(reg, caller.uid, fd, interest(uk.event), item_only);
             self.insert(reg, uk, Lane::Offloaded { item_only });
             return Ok(Outcome::Queued);
         }
@@ -205,7 +206,7 @@ impl PollSource {
             Ok(f) if f.own => Ok(fd),
             other => {
                 if other.map_or(true, |f| f.reach == Reach::Userspace) {
-                    self.offload.disposer().dispose(fd);
+                    self.offload.disposer().dispose_as(caller.uid, fd);
                 }
                 Err(Errno::ENODEV)
             }
@@ -276,7 +277,8 @@ impl Source for PollSource {
                 let num = w.num;
                 match self.refetch_own(num, caller) {
                     Ok(fd) => {
-                        self.offload.add(reg, fd, interest(uk.event), true);
+                        self.offload
+                            .add(reg, caller.uid, fd, interest(uk.event), true);
                         Outcome::Queued
                     }
                     Err(e) => Outcome::Failed(e),

@@ -161,18 +161,23 @@ impl SocketSource {
     /// Fetches the caller's socket: (descriptor, st_dev, st_ino).
     /// The descriptor is looked up in the table of `thread`, the caller of
     /// the ADD or MODIFY being served (sys::pidfd, "The descriptor rule").
-    fn fetch(&self, thread: &CallerThread, fd: u32) -> Result<(OwnedFd, (u32, u32), u64), Errno> {
+    fn fetch(
+        &self,
+        thread: &CallerThread,
+        uid: u32,
+        fd: u32,
+    ) -> Result<(OwnedFd, (u32, u32), u64), Errno> {
         let file = thread.fetch(fd)?;
         match examine(&file, &self.own, thread.tid()) {
             Ok(f) if f.kind == FileKind::Socket => Ok((file, f.dev, f.ino)),
             Ok(f) => {
                 if f.reach == Reach::Userspace {
-                    self.disposer.dispose(file);
+                    self.disposer.dispose_as(uid, file);
                 }
                 Err(Errno::EINVAL)
             }
             Err(e) => {
-                self.disposer.dispose(file);
+                self.disposer.dispose_as(uid, file);
                 Err(Errno::from_io(&e))
             }
         }
@@ -218,7 +223,7 @@ impl SocketSource {
         caller: &Caller,
     ) -> Result<Outcome, Errno> {
         let thread = CallerThread::open(caller.tid)?;
-        let (sock, dev, ino) = self.fetch(&thread, uk.id[0])?;
+        let (sock, dev, ino) = self.fetch(&thread, caller.uid, uk.id[0])?;
         // The registrant's process, for its network namespace's
         // /proc/PID/net tables (the accept queue length) only.
         let process = self.procs.get(caller.tid)?;
@@ -356,7 +361,7 @@ impl Source for SocketSource {
             return Outcome::Queued;
         }
         // Resolved in the MODIFY caller's table, never the registrant's.
-        let fetched = CallerThread::open(caller.tid).and_then(|t| self.fetch(&t, w.fd));
+        let fetched = CallerThread::open(caller.tid).and_then(|t| self.fetch(&t, caller.uid, w.fd));
         let (sock, dev, ino) = match fetched {
             Ok(s) => s,
             Err(e) => return Outcome::Failed(e),

@@ -1,7 +1,19 @@
-//! The offload thread: the only place where the daemon polls, epolls or
+//! The offload workers: the only place where the daemon polls, epolls or
 //! closes a caller's file that a FUSE or CUSE server may have to answer for
 //! ([`Reach::Userspace`](crate::sys::pidfd::Reach)) — above all this
 //! daemon's own device (docs/WIRE.md, "Ordering pitfalls").
+//!
+//! # One worker per user
+//! Each uid gets a worker thread of its own (started on first use), with
+//! its own epoll set: a file whose server never answers (a FUSE filesystem
+//! the user mounted, that ignores POLL or FLUSH) blocks that user's worker
+//! and nothing else. Other users' POLL kevents on epoll sets, kevent queues
+//! and FUSE files keep firing, and the serving threads never wait for any
+//! worker (commands go through a channel and an eventfd). The one limit the
+//! kernel sets: a FUSE request its server has already read is waited out
+//! uninterruptibly, so a worker stuck that way keeps the daemon's process
+//! from being reaped after SIGTERM (the mount is gone and every client was
+//! answered) until that server answers or its connection is aborted.
 //!
 //! # Why a thread
 //! `epoll_ctl(ADD)`, `epoll_wait` and `close` on such a file make the
@@ -44,6 +56,7 @@ use crate::core::{Errno, RegId};
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use tracing::{debug, warn};
@@ -92,15 +105,31 @@ pub enum Report {
     },
 }
 
-/// Sends commands; cloneable, so the SOCKET source can dispose of files too.
-#[derive(Debug, Clone)]
-pub struct Disposer {
-    tx: Sender<Cmd>,
-    wake: Arc<OwnedFd>,
+/// The workers, one per uid, and what they share: the report channel and
+/// the eventfd that says reports wait.
+#[derive(Debug)]
+struct Pool {
+    workers: Mutex<HashMap<u32, Handle>>,
+    /// Which uid's worker watches each registration.
+    owner: Mutex<HashMap<RegId, u32>>,
+    report_tx: Mutex<Sender<Report>>,
+    reports: Mutex<Receiver<Report>>,
+    ready: Arc<OwnedFd>,
 }
 
-impl Disposer {
+/// Sends commands to one worker.
+#[derive(Debug, Clone)]
+struct Handle {
+    tx: Sender<Cmd>,
+    wake: Arc<OwnedFd>,
+    /// Commands sent and not yet received (changed by senders only while
+    /// holding [`Pool::workers`], see [`Worker::try_retire`]).
+    queued: Arc<AtomicUsize>,
+}
+
+impl Handle {
     fn send(&self, cmd: Cmd) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.tx.send(cmd) {
             // The thread is gone (shutdown): never close such a file here.
             std::mem::forget(e.0);
@@ -108,30 +137,19 @@ impl Disposer {
         }
         let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
     }
-
-    /// Hands `fd` to the offload thread to be closed there.
-    pub fn dispose(&self, fd: OwnedFd) {
-        self.send(Cmd::Dispose(fd));
-    }
 }
 
-/// The request loop's side of the offload thread.
-#[derive(Debug)]
-pub struct Offload {
-    cmds: Disposer,
-    reports: Mutex<Receiver<Report>>,
-    ready: Arc<OwnedFd>,
+/// The uid files of unknown ownership are closed for.
+const NOBODY_KNOWN: u32 = u32::MAX;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const TOKEN_WAKE: u64 = u64::MAX;
-
-impl Offload {
-    /// Starts the thread. Signals stay blocked in it: the daemon blocks them
-    /// before any source exists.
-    pub fn start() -> std::io::Result<Self> {
+impl Pool {
+    fn spawn(self: &Arc<Self>, uid: u32) -> std::io::Result<Handle> {
         let flags = EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK;
         let wake = Arc::new(eventfd(0, flags)?);
-        let ready = Arc::new(eventfd(0, flags)?);
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         epoll::add(
             &ep,
@@ -140,77 +158,180 @@ impl Offload {
             epoll::EventFlags::IN,
         )?;
         let (tx, rx) = channel();
-        let (rtx, rrx) = channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
+            uid,
+            pool: Arc::downgrade(self),
+            queued: queued.clone(),
             ep,
             wake: wake.clone(),
-            ready: ready.clone(),
+            ready: self.ready.clone(),
             cmds: rx,
-            reports: rtx,
+            reports: lock(&self.report_tx).clone(),
             files: HashMap::new(),
             tokens: HashMap::new(),
             next_token: 1,
             item_nums: HashMap::new(),
         };
+        let name = if uid == NOBODY_KNOWN {
+            "kevent-offload".to_string()
+        } else {
+            format!("offload-{uid}")
+        };
         std::thread::Builder::new()
-            .name("kevent-offload".into())
+            .name(name)
             .spawn(move || worker.run())?;
+        Ok(Handle { tx, wake, queued })
+    }
+
+    /// Sends `cmd` to the worker of `uid`, started on first use; without
+    /// one, a file in it is forgotten (never closed on the calling thread).
+    /// Sending happens under the lock (it never blocks) so that an idle
+    /// worker can retire safely.
+    fn send(self: &Arc<Self>, uid: u32, cmd: Cmd) {
+        let mut workers = lock(&self.workers);
+        if let Some(h) = workers.get(&uid) {
+            return h.send(cmd);
+        }
+        match self.spawn(uid) {
+            Ok(h) => {
+                h.send(cmd);
+                workers.insert(uid, h);
+            }
+            Err(e) => {
+                warn!("offload: cannot start a worker for uid {uid}: {e}");
+                std::mem::forget(cmd);
+            }
+        }
+    }
+
+    /// Sends `cmd` to the worker that watches `reg`.
+    fn send_for(self: &Arc<Self>, reg: RegId, cmd: Cmd) {
+        let uid = lock(&self.owner).get(&reg).copied();
+        if let Some(uid) = uid {
+            self.send(uid, cmd);
+        }
+    }
+}
+
+/// Closes files that must not be closed on a serving thread; cloneable, so
+/// the SOCKET source can dispose of files too.
+#[derive(Debug, Clone)]
+pub struct Disposer {
+    pool: Arc<Pool>,
+}
+
+impl Disposer {
+    /// Hands `fd`, fetched for user `uid`, to that user's worker to be
+    /// closed there (a close that hangs then stalls only that user).
+    pub fn dispose_as(&self, uid: u32, fd: OwnedFd) {
+        self.pool.send(uid, Cmd::Dispose(fd));
+    }
+
+    /// Hands `fd` (owner unknown) to the shared worker to be closed there.
+    pub fn dispose(&self, fd: OwnedFd) {
+        self.dispose_as(NOBODY_KNOWN, fd);
+    }
+}
+
+/// The serving threads' side of the offload workers.
+#[derive(Debug)]
+pub struct Offload {
+    pool: Arc<Pool>,
+}
+
+const TOKEN_WAKE: u64 = u64::MAX;
+
+impl Offload {
+    /// Prepares the workers (each started on its user's first use). Signals
+    /// stay blocked in them: the daemon blocks them before any source
+    /// exists.
+    pub fn start() -> std::io::Result<Self> {
+        let flags = EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK;
+        let ready = Arc::new(eventfd(0, flags)?);
+        let (rtx, rrx) = channel();
         Ok(Offload {
-            cmds: Disposer { tx, wake },
-            reports: Mutex::new(rrx),
-            ready,
+            pool: Arc::new(Pool {
+                workers: Mutex::new(HashMap::new()),
+                owner: Mutex::new(HashMap::new()),
+                report_tx: Mutex::new(rtx),
+                reports: Mutex::new(rrx),
+                ready,
+            }),
         })
     }
 
     /// A handle for other sources.
     pub fn disposer(&self) -> Disposer {
-        self.cmds.clone()
+        Disposer {
+            pool: self.pool.clone(),
+        }
     }
 
-    /// Watch `fd` for `reg`; readiness comes back as a [`Report`]. With
-    /// `item_only` (the daemon's own device) the file is not kept open and
-    /// a later MODIFY must come with the file again (another `add`).
-    pub fn add(&self, reg: RegId, fd: OwnedFd, interest: epoll::EventFlags, item_only: bool) {
-        self.cmds.send(Cmd::Add {
-            reg,
-            fd,
-            interest,
-            item_only,
-        });
+    /// Watch `fd` for `reg` in the worker of user `uid`; readiness comes
+    /// back as a [`Report`]. With `item_only` (the daemon's own device) the
+    /// file is not kept open and a later MODIFY must come with the file
+    /// again (another `add`, which replaces the watch).
+    pub fn add(
+        &self,
+        reg: RegId,
+        uid: u32,
+        fd: OwnedFd,
+        interest: epoll::EventFlags,
+        item_only: bool,
+    ) {
+        let old = lock(&self.pool.owner).insert(reg, uid);
+        if let Some(old) = old.filter(|o| *o != uid) {
+            self.pool.send(old, Cmd::Remove { reg });
+        }
+        self.pool.send(
+            uid,
+            Cmd::Add {
+                reg,
+                fd,
+                interest,
+                item_only,
+            },
+        );
     }
 
     /// New interest for `reg` (a held file), re-checked at once by the
     /// kernel.
     pub fn modify(&self, reg: RegId, interest: epoll::EventFlags) {
-        self.cmds.send(Cmd::Modify { reg, interest });
+        self.pool.send_for(reg, Cmd::Modify { reg, interest });
     }
 
-    /// Stop watching `reg` and close its file (in the thread).
+    /// Stop watching `reg` and close its file (in its worker).
     pub fn remove(&self, reg: RegId) {
-        self.cmds.send(Cmd::Remove { reg });
+        self.pool.send_for(reg, Cmd::Remove { reg });
+        lock(&self.pool.owner).remove(&reg);
     }
 
     /// Readable when reports wait.
     pub fn ready_fd(&self) -> BorrowedFd<'_> {
-        self.ready.as_fd()
+        self.pool.ready.as_fd()
     }
 
     /// Every report received so far.
     pub fn drain(&self) -> Vec<Report> {
         let mut b = [0u8; 8];
-        let _ = rustix::io::read(&*self.ready, &mut b);
-        let rx = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        rx.try_iter().collect()
+        let _ = rustix::io::read(&*self.pool.ready, &mut b);
+        lock(&self.pool.reports).try_iter().collect()
     }
 }
 
 impl Drop for Offload {
     fn drop(&mut self) {
-        self.cmds.send(Cmd::Quit);
+        for h in lock(&self.pool.workers).values() {
+            h.send(Cmd::Quit);
+        }
     }
 }
 
 struct Worker {
+    uid: u32,
+    pool: std::sync::Weak<Pool>,
+    queued: Arc<AtomicUsize>,
     ep: OwnedFd,
     wake: Arc<OwnedFd>,
     ready: Arc<OwnedFd>,
@@ -274,8 +395,14 @@ impl Worker {
                 let _ = rustix::io::read(&*self.wake, &mut b);
                 loop {
                     match self.cmds.try_recv() {
-                        Ok(Cmd::Quit) | Err(TryRecvError::Disconnected) => return self.quit(),
-                        Ok(cmd) => self.command(cmd, &mut out),
+                        Ok(cmd) => {
+                            self.queued.fetch_sub(1, Ordering::SeqCst);
+                            if matches!(cmd, Cmd::Quit) {
+                                return self.quit();
+                            }
+                            self.command(cmd, &mut out);
+                        }
+                        Err(TryRecvError::Disconnected) => return self.quit(),
                         Err(TryRecvError::Empty) => break,
                     }
                 }
@@ -288,7 +415,27 @@ impl Worker {
                 }
                 let _ = rustix::io::write(&*self.ready, &1u64.to_ne_bytes());
             }
+            if self.files.is_empty() && self.try_retire() {
+                return self.quit();
+            }
         }
+    }
+
+    /// An idle worker (no watch, no command on its way) leaves the pool and
+    /// ends, closing its epoll set and eventfd: the daemon's descriptors go
+    /// back to what they were once a user has nothing watched. Senders only
+    /// count a command in while holding the pool's lock, so none can slip
+    /// in between the check and the removal.
+    fn try_retire(&self) -> bool {
+        let Some(pool) = self.pool.upgrade() else {
+            return true;
+        };
+        let mut workers = lock(&pool.workers);
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        workers.remove(&self.uid);
+        true
     }
 
     fn command(&mut self, cmd: Cmd, out: &mut Vec<Report>) {
