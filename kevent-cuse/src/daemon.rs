@@ -166,7 +166,8 @@ fn notify_ready(served: &Served) {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT/SIGHUP or disconnection.
+/// Runs the daemon until SIGTERM/SIGINT or disconnection (SIGHUP is logged
+/// and ignored).
 pub fn run(opts: Options) -> Result<(), StartError> {
     validate(&opts)?;
     let euid = nix::unistd::geteuid().as_raw();
@@ -176,11 +177,15 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     raise_nofile();
     // Signals become readable events; blocked before any thread exists.
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [Signal::SIGTERM, Signal::SIGINT] {
         mask.add(s);
     }
-    mask.thread_block()
+    let mut blocked = mask;
+    blocked.add(Signal::SIGHUP);
+    blocked
+        .thread_block()
         .map_err(|e| StartError::Io("blocking signals", e.into()))?;
+    crate::logging::ignore_sighup().map_err(|e| StartError::Io("SIGHUP thread", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| StartError::Io("signalfd", e.into()))?;
 

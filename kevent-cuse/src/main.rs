@@ -48,15 +48,9 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(v)
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    kevent_cuse::logging::init();
     let opts = Options {
         transport: match cli.transport {
             TransportArg::Auto => Choice::Auto,
@@ -68,5 +62,14 @@ fn main() -> anyhow::Result<()> {
         mode: cli.mode,
         max_kevents: cli.max_kevents,
     };
-    daemon::run(opts).context("kevent-cuse cannot serve the device")
+    let r = daemon::run(opts).context("kevent-cuse cannot serve the device");
+    let code = match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    };
+    kevent_cuse::logging::flush();
+    code
 }
