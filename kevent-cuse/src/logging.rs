@@ -35,6 +35,11 @@ fn shared() -> &'static Shared {
         let (tx, rx) = sync_channel::<Item>(BACKLOG);
         let dropped = Arc::new(AtomicU64::new(0));
         let d = dropped.clone();
+        // The writer thread never takes a signal: the daemon reads SIGTERM
+        // and SIGINT through a signalfd, which needs them blocked in every
+        // thread, and this one may start before the daemon blocks them.
+        let old = nix::sys::signal::SigSet::all()
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
         let spawned = std::thread::Builder::new()
             .name("log".into())
             .spawn(move || {
@@ -55,6 +60,9 @@ fn shared() -> &'static Shared {
                     let _ = err.write_all(&line);
                 }
             });
+        if let Ok(old) = old {
+            let _ = old.thread_set_mask();
+        }
         // Without the thread every line counts as dropped (the channel
         // fills): logging is lost, serving is not.
         drop(spawned);

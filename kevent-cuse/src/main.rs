@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use kevent_cuse::core::Limits;
 use kevent_cuse::daemon::{self, Choice, Options};
+use kevent_cuse::transport::access;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,6 +39,22 @@ struct Cli {
     /// Most kevents registered per queue (2006: 1023).
     #[arg(long, default_value_t = 1023, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_kevents: u32,
+    /// Owner of the device node (user name or uid).
+    #[arg(long, default_value = "0", value_parser = access::resolve_user)]
+    owner: u32,
+    /// Group of the device node (group name or gid).
+    #[arg(long, default_value = "0", value_parser = access::resolve_group)]
+    group: u32,
+    /// Most queues (opens of the device) one non-root user may hold; 0: no limit.
+    #[arg(long, default_value_t = Limits::DEFAULT_QUEUES)]
+    max_queues_per_user: u32,
+    /// Most kevents one non-root user may have registered; 0: no limit.
+    #[arg(long, default_value_t = Limits::DEFAULT_KEVENTS)]
+    max_kevents_per_user: u32,
+    /// Most daemon descriptors held for one non-root user's kevents; 0:
+    /// half of what the daemon's descriptor limit leaves for users.
+    #[arg(long, default_value_t = Limits::DEFAULT_DESCRIPTORS)]
+    max_descriptors_per_user: u32,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -61,6 +79,11 @@ fn main() -> std::process::ExitCode {
         path: cli.path,
         mode: cli.mode,
         max_kevents: cli.max_kevents,
+        owner: cli.owner,
+        group: cli.group,
+        user_queues: cli.max_queues_per_user,
+        user_kevents: cli.max_kevents_per_user,
+        user_descriptors: cli.max_descriptors_per_user,
     };
     let r = daemon::run(opts).context("kevent-cuse cannot serve the device");
     let code = match r {

@@ -3,6 +3,7 @@
 //! fallback"). Ioctls arrive restricted: the kernel copies the 12-byte
 //! header itself, and the ukevent array is reached in the caller's memory.
 
+use super::access::NodeAttrs;
 use super::{decode_init, Channel, Served, SetupError, TransportKind};
 use kevent_protocol::fuse::{self, Request, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION};
 use rustix::mount::{MountFlags, UnmountFlags};
@@ -18,8 +19,10 @@ use tracing::{info, warn};
 /// The filesystem type shown in /proc/mounts (`fuse.kevent`).
 pub const FS_SUBTYPE: &str = "kevent";
 
-/// Mounts FUSE on `path` (created as an empty regular file if missing).
-pub fn serve(path: &Path, mode: u32) -> Result<Served, SetupError> {
+/// Mounts FUSE on `path` (created as an empty regular file if missing),
+/// with `default_permissions` so the kernel checks `attrs` at open.
+pub fn serve(path: &Path, attrs: NodeAttrs) -> Result<Served, SetupError> {
+    let mode = attrs.mode;
     let path = absolute(path)?;
     clean_stale(&path)?;
     let created_file = match std::fs::symlink_metadata(&path) {
@@ -47,7 +50,12 @@ pub fn serve(path: &Path, mode: u32) -> Result<Served, SetupError> {
         remove_placeholder(&path);
     }
     let ch = result?;
-    info!("FUSE file: serving {} (mode {mode:o})", path.display());
+    info!(
+        "FUSE file: serving {} (owner {} group {} mode {mode:o})",
+        path.display(),
+        attrs.uid,
+        attrs.gid
+    );
     Ok(Served {
         kind: TransportKind::FuseFile,
         channel: Rc::new(ch),
@@ -64,7 +72,7 @@ fn mount_and_init(path: &Path, mode: u32) -> Result<Channel, SetupError> {
         .open("/dev/fuse")
         .map_err(|e| SetupError::io("opening /dev/fuse", e))?;
     let opts = format!(
-        "fd={},rootmode={:o},user_id=0,group_id=0,allow_other",
+        "fd={},rootmode={:o},user_id=0,group_id=0,allow_other,default_permissions",
         fd.as_raw_fd(),
         libc::S_IFREG | (mode & 0o7777)
     );
