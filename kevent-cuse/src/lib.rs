@@ -10,5 +10,6 @@ pub mod daemon;
 pub mod logging;
 pub mod reactor;
 pub mod sources;
+pub mod status;
 pub mod sys;
 pub mod transport;

@@ -55,6 +55,41 @@ struct Cli {
     /// half of what the daemon's descriptor limit leaves for users.
     #[arg(long, default_value_t = Limits::DEFAULT_DESCRIPTORS)]
     max_descriptors_per_user: u32,
+    /// Print the status of the daemon serving --path (or /dev/NAME) and
+    /// exit: queues with their owners, kevents per type, ready and parked
+    /// counts, the 2006 statistics, per-user usage (root only).
+    #[arg(long)]
+    status: bool,
+}
+
+/// `--status`: asks the running daemon.
+fn print_status(cli: &Cli) -> std::process::ExitCode {
+    let node = cli
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/dev").join(&cli.name));
+    let node = match (node.parent(), node.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => dir
+            .canonicalize()
+            .map(|d| d.join(name))
+            .unwrap_or(node.clone()),
+        _ => std::env::current_dir().map_or(node.clone(), |d| d.join(&node)),
+    };
+    match kevent_cuse::status::query(&node) {
+        Ok(report) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(report.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(_) => std::process::ExitCode::FAILURE,
+            }
+        }
+        Err(e) => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "kevent-cuse --status: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -68,6 +103,9 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if cli.status {
+        return print_status(&cli);
+    }
     kevent_cuse::logging::init();
     let opts = Options {
         transport: match cli.transport {

@@ -4,7 +4,7 @@
 //!
 //! * Every non-root uid has its own budget of each; uid 0 is unlimited.
 //! * At a user's limit that user's ukevent (or open) fails with EMFILE and
-//!   the daemon warns once per uid and resource; other users are unaffected.
+//!   the daemon warns once per uid; other users are unaffected.
 //! * Descriptors also have a daemon-wide budget for all non-root users
 //!   together: the daemon's descriptor limit minus a reserve. The per-user
 //!   descriptor limit is clamped to half of that budget at start, so one
@@ -112,7 +112,8 @@ pub struct Accounting {
     users: HashMap<u32, Usage>,
     /// Descriptors of all non-root users.
     descriptors_total: u64,
-    warned: HashSet<(u32, Resource)>,
+    /// Users warned about already (once per uid for the daemon's life).
+    warned: HashSet<u32>,
 }
 
 impl Accounting {
@@ -147,7 +148,7 @@ impl Accounting {
     }
 
     fn refuse(&mut self, uid: u32, what: Resource, limit: u64) -> Errno {
-        if self.warned.insert((uid, what)) {
+        if self.warned.insert(uid) {
             let name = match what {
                 Resource::Queues => "queues",
                 Resource::Kevents => "kevents",
@@ -155,7 +156,7 @@ impl Accounting {
                 Resource::DescriptorsTotal => "daemon descriptors (all users together)",
             };
             warn!(
-                "uid {uid} reached the limit of {limit} {name}: its further requests fail with {} (warned once per user)",
+                "uid {uid} reached the limit of {limit} {name}: requests over its limits fail with {} (warned once per user)",
                 if what == Resource::DescriptorsTotal { "ENFILE" } else { "EMFILE" }
             );
         }
