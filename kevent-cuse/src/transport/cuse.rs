@@ -1,5 +1,5 @@
 //! The CUSE transport: `/dev/cuse` creates a real character device
-//! `/dev/NAME` whose ioctls arrive unrestricted (shared/CUSE.md "CUSE
+//! `/dev/NAME` whose ioctls arrive unrestricted (docs/WIRE.md "CUSE
 //! lifecycle").
 
 use super::access::NodeAttrs;
@@ -57,7 +57,7 @@ pub fn serve(fd: OwnedFd, name: &str, attrs: NodeAttrs) -> Result<Served, SetupE
     let minor = minor.min(FUSE_KERNEL_MINOR_VERSION);
     let body = fuse::encode_cuse_init_out(minor, 65536, 65536, name);
     ch.send(&fuse::reply(msg.header.unique, &body));
-    // A refused name still lets the reply succeed (CUSE.md): check that the
+    // A refused name still lets the reply succeed (docs/WIRE.md): check that the
     // device really appeared.
     wait_for(&node, Duration::from_secs(5)).map_err(|_| {
         SetupError::NameTaken(
