@@ -1,13 +1,14 @@
 //! Who may open the device (issue 8 item 3).
 //!
 //! The node has an owner, a group and permission bits (`--owner`, `--group`,
-//! `--mode`). The kernel checks them first: the FUSE file is mounted with
-//! `default_permissions` and reports them in GETATTR; the CUSE node is a
-//! real device node chowned and chmodded after creation. The daemon checks
-//! again at OPEN against the caller's credentials, read from
+//! `--mode`). Under CUSE the kernel checks them first (a real device node,
+//! chowned and chmodded after creation). The FUSE file reports them in
+//! GETATTR but is mounted without `default_permissions` (see
+//! [`super::fuse_file::serve`]: with it the daemon could wait for itself),
+//! so there the daemon's check is the enforcement. The daemon checks at
+//! every OPEN against the caller's credentials, read from
 //! `/proc/PID/status` at open time (fsuid, fsgid and the supplementary
-//! groups), so a node mounted without the kernel's check, or reached through
-//! another mount namespace, is still protected. Under CUSE the daemon reads
+//! groups), with the kernel's rule. Under CUSE the daemon reads
 //! the node's current attributes at each open, so `chmod`/`chgrp` by an
 //! administrator take effect for the next open; the FUSE file refuses them
 //! (EPERM): its attributes are the daemon's options.

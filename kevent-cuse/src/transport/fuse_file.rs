@@ -19,8 +19,13 @@ use tracing::{info, warn};
 /// The filesystem type shown in /proc/mounts (`fuse.kevent`).
 pub const FS_SUBTYPE: &str = "kevent";
 
-/// Mounts FUSE on `path` (created as an empty regular file if missing),
-/// with `default_permissions` so the kernel checks `attrs` at open.
+/// Mounts FUSE on `path` (created as an empty regular file if missing).
+/// `attrs` are reported by GETATTR and enforced by the daemon at OPEN
+/// (transport/access.rs), not with `default_permissions`: that option makes
+/// every permission check on the file a GETATTR round trip to the daemon
+/// (attributes are never cached, so a dead daemon shows at once), including
+/// the checks the daemon itself triggers when it watches its own file for
+/// an INODE kevent, and the daemon would wait for itself.
 pub fn serve(path: &Path, attrs: NodeAttrs) -> Result<Served, SetupError> {
     let mode = attrs.mode;
     let path = absolute(path)?;
@@ -72,7 +77,7 @@ fn mount_and_init(path: &Path, mode: u32) -> Result<Channel, SetupError> {
         .open("/dev/fuse")
         .map_err(|e| SetupError::io("opening /dev/fuse", e))?;
     let opts = format!(
-        "fd={},rootmode={:o},user_id=0,group_id=0,allow_other,default_permissions",
+        "fd={},rootmode={:o},user_id=0,group_id=0,allow_other",
         fd.as_raw_fd(),
         libc::S_IFREG | (mode & 0o7777)
     );
