@@ -81,6 +81,7 @@ pub fn serve(fd: OwnedFd, name: &str, attrs: NodeAttrs) -> Result<Served, SetupE
         channel: Rc::new(ch),
         node,
         created_file: false,
+        io_uring: false,
     })
 }
 
