@@ -38,6 +38,17 @@ impl Default for NodeAttrs {
     }
 }
 
+/// A bare mode: owned by root:root.
+impl From<u32> for NodeAttrs {
+    fn from(mode: u32) -> Self {
+        NodeAttrs {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
 /// Where the attributes checked at OPEN come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {

@@ -28,13 +28,19 @@ pub const FS_SUBTYPE: &str = "kevent";
 /// (attributes are never cached, so a dead daemon shows at once), including
 /// the checks the daemon itself triggers when it watches its own file for
 /// an INODE kevent, and the daemon would wait for itself.
-pub fn serve(path: &Path, attrs: NodeAttrs) -> Result<Served, SetupError> {
+/// `attrs` may be a bare mode (root:root).
+pub fn serve(path: &Path, attrs: impl Into<NodeAttrs>) -> Result<Served, SetupError> {
     serve_with(path, attrs, false)
 }
 
 /// [`serve`], asking at INIT for FUSE-over-io_uring when `want_uring` and
 /// the kernel offers it; [`Served::io_uring`] tells whether it was agreed.
-pub fn serve_with(path: &Path, attrs: NodeAttrs, want_uring: bool) -> Result<Served, SetupError> {
+pub fn serve_with(
+    path: &Path,
+    attrs: impl Into<NodeAttrs>,
+    want_uring: bool,
+) -> Result<Served, SetupError> {
+    let attrs: NodeAttrs = attrs.into();
     let mode = attrs.mode;
     let path = absolute(path)?;
     clean_stale(&path)?;
