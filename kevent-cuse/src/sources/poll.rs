@@ -146,6 +146,12 @@ impl PollSource {
         // The calling thread's own table (sys::pidfd, "The descriptor rule").
         let thread = CallerThread::open(caller.tid)?;
         let fd = thread.fetch(uk.id[0])?;
+        // An O_PATH descriptor cannot be polled: EINVAL like any other fd
+        // without a poll method (docs/ABI.md §4), not epoll_ctl's EBADF. Closing
+        // it never reaches a filesystem, so it is dropped here.
+        if rustix::fs::fcntl_getfl(&fd).is_ok_and(|f| f.contains(rustix::fs::OFlags::PATH)) {
+            return Err(Errno::EINVAL);
+        }
         let facts = match examine(&fd, &self.own, thread.tid()) {
             Ok(f) => f,
             Err(e) => {
