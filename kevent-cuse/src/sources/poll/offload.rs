@@ -358,15 +358,30 @@ enum Held {
     Item(i32),
 }
 
+/// A worker with nothing watched retires after this many idle milliseconds
+/// (kept a moment so that a user's next POLL does not start a thread).
+const IDLE_MS: i64 = 300;
+
 /// At most this many descriptor numbers are tried for one item.
 const ITEM_TRIES: usize = 16;
 
 impl Worker {
     fn run(mut self) {
         let mut events = Vec::with_capacity(64);
+        let idle = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: IDLE_MS * 1_000_000,
+        };
         loop {
             events.clear();
-            match epoll::wait(&self.ep, rustix::buffer::spare_capacity(&mut events), None) {
+            // With nothing watched, wake up after a while to retire.
+            let timeout = self.files.is_empty().then_some(&idle);
+            match epoll::wait(
+                &self.ep,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout,
+            ) {
+                Ok(0) if self.files.is_empty() && self.try_retire() => return self.quit(),
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
@@ -415,13 +430,10 @@ impl Worker {
                 }
                 let _ = rustix::io::write(&*self.ready, &1u64.to_ne_bytes());
             }
-            if self.files.is_empty() && self.try_retire() {
-                return self.quit();
-            }
         }
     }
 
-    /// An idle worker (no watch, no command on its way) leaves the pool and
+    /// An idle worker (no watch for a moment, no command on its way) leaves the pool and
     /// ends, closing its epoll set and eventfd: the daemon's descriptors go
     /// back to what they were once a user has nothing watched. Senders only
     /// count a command in while holding the pool's lock, so none can slip
