@@ -151,6 +151,26 @@ expect_eq "make uninstall DESTDIR=...: no file left" "" "$(find "$stage" \( -typ
 make -s uninstall DESTDIR="$dir/usr-stage" PREFIX=/usr LIBDIR=/usr/lib/x86_64-linux-gnu >"$dir/un.log" 2>&1
 expect_eq "make uninstall PREFIX=/usr: no file left" "" "$(find "$dir/usr-stage" \( -type f -o -type l \))"
 
+# --- the crates are publishable --------------------------------------------------------
+# cargo verifies kevent-client against the packaged kevent-protocol, unpacked
+# once into CARGO_HOME under the same version: drop a stale unpacked copy
+# first (it is never refreshed while the version stays the same).
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/kevent-protocol-*
+if timeout 900 cargo package -p kevent-protocol -p kevent-client --allow-dirty >"$dir/package.log" 2>&1; then
+    ok "cargo package -p kevent-protocol -p kevent-client (verified)"
+else
+    tail -30 "$dir/package.log" | sed 's/^/# /'
+    not_ok "cargo package -p kevent-protocol -p kevent-client (verified)"
+fi
+list=$(cargo package --list -p kevent-client --allow-dirty 2>/dev/null)
+case $list in *examples/tokio_timer.rs*src/async_fd.rs*) ok "kevent-client package: examples and the tokio module" ;;
+*) not_ok "kevent-client package: examples and the tokio module" "$list" ;; esac
+deps=$(cargo metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys
+m=json.load(sys.stdin)
+p=[p for p in m["packages"] if p["name"]=="kevent-client"][0]
+print(" ".join(sorted(d["name"] for d in p["dependencies"] if d["kind"] is None and not d["optional"])))')
+expect_eq "kevent-client: no CLI dependency (clap, anyhow) in the library" "bitflags kevent-protocol libc thiserror" "$deps"
+
 # --- the repository refers only to itself ----------------------------------------------------
 pat='shar''ed/'
 refs=$(cd "$repo" && git grep -n -I "$pat" -- . ':!target' 2>/dev/null || true)
