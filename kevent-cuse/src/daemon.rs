@@ -9,13 +9,16 @@ use crate::sources::{poll::PollSource, socket::SocketSource};
 use crate::sys::pidfd::{OwnDevice, SharedOwnDevice};
 use crate::sys::remote_mem::ProcessVm;
 use crate::transport::dispatch::{Config, Dispatcher};
-use crate::transport::{cuse, fuse_file, ChannelSink, Served, SetupError, TransportKind};
+use crate::transport::readers::{Readers, ServeMode};
+use crate::transport::{cuse, fuse_file, Served, SetupError, TransportKind};
 use kevent_protocol::kevent::{KEVENT_INODE, KEVENT_TIMER};
 use kevent_protocol::kevent::{KEVENT_POLL, KEVENT_SOCKET};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Which transport to use.
@@ -27,6 +30,17 @@ pub enum Choice {
     Cuse,
     /// The FUSE file only.
     Fuse,
+}
+
+/// How requests are served (`--serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeChoice {
+    /// percpu on the FUSE file, single under CUSE.
+    Auto,
+    /// One reader thread.
+    Single,
+    /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
+    Percpu,
 }
 
 /// Daemon settings (from the command line).
@@ -42,6 +56,10 @@ pub struct Options {
     pub mode: u32,
     /// Per-queue limit of registered kevents.
     pub max_kevents: u32,
+    /// Serving mode.
+    pub serve: ServeChoice,
+    /// How long a reader spins on non-blocking reads before it sleeps.
+    pub spin: Duration,
 }
 
 /// Why the daemon refused to start.
@@ -166,6 +184,36 @@ fn notify_ready(served: &Served) {
     }
 }
 
+/// Starts the serving threads of the chosen mode.
+fn start_serving(
+    opts: &Options,
+    served: &Served,
+    d: &Arc<Dispatcher>,
+) -> Result<Readers, StartError> {
+    let cuse = served.kind == TransportKind::Cuse;
+    let mode =
+        match opts.serve {
+            ServeChoice::Auto | ServeChoice::Single => ServeMode::Single,
+            ServeChoice::Percpu if cuse => return Err(StartError::BadOption(
+                "--serve percpu needs the FUSE-file transport (a CUSE channel cannot be cloned)"
+                    .into(),
+            )),
+            ServeChoice::Percpu => ServeMode::Single,
+        };
+    let io = |e| StartError::Io("starting the serving threads", e);
+    let mut readers = Readers::new(mode).map_err(io)?;
+    readers
+        .spawn_reader(
+            "kevent-reader".into(),
+            d.clone(),
+            served.channel.clone(),
+            None,
+            opts.spin,
+        )
+        .map_err(io)?;
+    Ok(readers)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT/SIGHUP or disconnection.
 pub fn run(opts: Options) -> Result<(), StartError> {
     validate(&opts)?;
@@ -210,20 +258,24 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         max_kevents: opts.max_kevents,
         file_mode: opts.mode,
     };
-    let mut d = Dispatcher::new(
-        cfg,
-        core,
-        Box::new(ProcessVm),
-        Box::new(ChannelSink(served.channel.clone())),
+    let d = Arc::new(
+        Dispatcher::new(cfg, core, Box::new(ProcessVm), served.channel.clone())
+            .map_err(|e| StartError::Io("dispatcher", e))?,
     );
+    let readers = start_serving(&opts, &served, &d)?;
     info!(
-        "ready: {} over {} (max {} kevents per queue)",
+        "ready: {} over {}, serving mode {} ({} thread(s), spin {} us; max {} kevents per queue)",
         served.node.display(),
         served.kind,
+        readers.mode,
+        readers.threads(),
+        opts.spin.as_micros(),
         opts.max_kevents
     );
     notify_ready(&served);
-    let exit = reactor::run(&served.channel, sigfd.as_fd(), &mut d);
+    let exit = reactor::run(sigfd.as_fd(), &d);
+    // No new requests; then every parked WAIT is answered.
+    readers.stop(Duration::from_millis(300));
     d.shutdown();
     drop(d);
     let node = served.node.clone();

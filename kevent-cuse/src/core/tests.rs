@@ -2,9 +2,27 @@
 
 use super::*;
 use crate::sources::{Notice, Outcome, Source};
-use std::cell::RefCell;
 use std::collections::HashSet;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Shared fake state (the Source trait is Send).
+#[derive(Default)]
+struct Shared<T>(Arc<Mutex<T>>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> Shared<T> {
+    fn borrow(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+    fn borrow_mut(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+}
 
 /// A fake source: `id.raw[0]` decides the outcome (0 = fail EINVAL,
 /// 1 = ready at once, anything else = queued); fires on demand.
@@ -16,7 +34,7 @@ struct FakeState {
     modify_ready: bool,
 }
 
-struct Fake(Rc<RefCell<FakeState>>);
+struct Fake(Shared<FakeState>);
 
 impl Source for Fake {
     fn name(&self) -> &'static str {
@@ -61,8 +79,8 @@ impl Source for Fake {
 
 const FAKE: u32 = 2;
 
-fn setup(max: u32) -> (Core, Rc<RefCell<FakeState>>, QueueId) {
-    let st = Rc::new(RefCell::new(FakeState::default()));
+fn setup(max: u32) -> (Core, Shared<FakeState>, QueueId) {
+    let st = Shared::<FakeState>::default();
     let mut core = Core::new(max);
     core.set_source(FAKE, Box::new(Fake(st.clone())));
     let q = core.open(false);
@@ -80,7 +98,7 @@ fn uk(id0: u32, user0: u32) -> Ukevent {
 }
 
 /// Fires every live registration of the fake source.
-fn fire_all(core: &mut Core, st: &Rc<RefCell<FakeState>>) -> Vec<QueueId> {
+fn fire_all(core: &mut Core, st: &Shared<FakeState>) -> Vec<QueueId> {
     let mut regs: Vec<RegId> = st.borrow().live.iter().copied().collect();
     regs.sort();
     st.borrow_mut()

@@ -37,8 +37,9 @@ pub struct Notice {
     pub broken: bool,
 }
 
-/// One kevent type.
-pub trait Source {
+/// One kevent type. `Send`: the core lives behind the dispatcher's lock and
+/// is used by every serving thread.
+pub trait Source: Send {
     /// Name for logs.
     fn name(&self) -> &'static str;
 

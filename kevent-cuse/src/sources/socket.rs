@@ -57,7 +57,7 @@ use rustix::event::epoll::{self, EventFlags};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often closed sockets are looked for (BROKEN|DONE within a second).
@@ -114,7 +114,7 @@ fn is_listening(fd: &OwnedFd) -> bool {
 }
 
 struct Watch {
-    process: Rc<CallerProcess>,
+    process: Arc<CallerProcess>,
     /// The caller's fd number (`id.raw[0]`).
     fd: u32,
     dev: (u32, u32),

@@ -25,12 +25,11 @@ use crate::core::Errno;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{statx, AtFlags, StatxFlags};
 use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::rc::{Rc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// `Tgid:` of a `/proc/PID/status` text.
 pub fn parse_tgid(status: &str) -> Option<u32> {
@@ -125,7 +124,7 @@ pub struct ProcCache {
 impl ProcCache {
     /// The process of thread `tid` (the request header's pid). Thread id 0
     /// means the caller is outside the daemon's pid namespace: EPERM.
-    pub fn get(&mut self, tid: u32) -> Result<Rc<CallerProcess>, Errno> {
+    pub fn get(&mut self, tid: u32) -> Result<Arc<CallerProcess>, Errno> {
         if tid == 0 {
             return Err(Errno::EPERM);
         }
@@ -136,11 +135,11 @@ impl ProcCache {
                 return Ok(p);
             }
         }
-        let p = Rc::new(CallerProcess::open(tgid)?);
+        let p = Arc::new(CallerProcess::open(tgid)?);
         if self.map.len() >= 64 {
             self.map.retain(|_, w| w.strong_count() > 0);
         }
-        self.map.insert(tgid, Rc::downgrade(&p));
+        self.map.insert(tgid, Arc::downgrade(&p));
         Ok(p)
     }
 }
@@ -204,7 +203,21 @@ impl OwnDevice {
 
 /// The identity of the served device, shared by the sources that need it
 /// and filled in by the daemon once the device exists.
-pub type SharedOwnDevice = Rc<Cell<OwnDevice>>;
+/// (Shared between threads: the sources live behind the dispatcher's lock.)
+#[derive(Debug, Clone, Default)]
+pub struct SharedOwnDevice(Arc<Mutex<OwnDevice>>);
+
+impl SharedOwnDevice {
+    /// The identity now.
+    pub fn get(&self) -> OwnDevice {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the identity (once the device exists).
+    pub fn set(&self, own: OwnDevice) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = own;
+    }
+}
 
 /// The type bits of a file, as far as the sources care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -50,7 +50,7 @@ pub fn serve(path: &Path, mode: u32) -> Result<Served, SetupError> {
     info!("FUSE file: serving {} (mode {mode:o})", path.display());
     Ok(Served {
         kind: TransportKind::FuseFile,
-        channel: Rc::new(ch),
+        channel: Arc::new(ch),
         node: path,
         created_file,
     })
