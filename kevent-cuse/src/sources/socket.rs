@@ -1,4 +1,4 @@
-//! KEVENT_SOCKET (shared/ABI.md §4, §5 item 1): `id.raw[0]` is a socket fd
+//! KEVENT_SOCKET (docs/ABI.md §4, §5 item 1): `id.raw[0]` is a socket fd
 //! of the caller; `event` is RECV (data to read, or the peer shut down),
 //! ACCEPT (accept() would succeed; `ret_data[1]` = the accept queue length)
 //! and/or SEND (writable). Watching must not keep the socket open.
@@ -23,7 +23,7 @@
 //!   registered socket and fails (BROKEN, ENODEV) on another file.
 //! * **Readiness at ADD.** As 2006 ran its callback at enqueue time, ADD
 //!   polls the socket once: ready means written back DONE and not
-//!   registered (ABI.md §3). So SEND on a writable socket, or RECV with data
+//!   registered (docs/ABI.md §3). So SEND on a writable socket, or RECV with data
 //!   buffered or the peer gone, is ready at once. MODIFY re-checks the same
 //!   way and rebuilds the nested instance with the new interest.
 //! * **Event bits.** POLLIN is ACCEPT on a listening socket and RECV on any
@@ -45,10 +45,10 @@ pub mod backlog;
 
 use super::poll::offload::Disposer;
 use super::poll::poll_now;
-use super::{Notice, Outcome, Source};
+use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
-use crate::sys::pidfd::{examine, CallerProcess, FileKind, ProcCache, Reach, SharedOwnDevice};
+use crate::sys::pidfd::{examine, CallerProcess, FileKind, OwnDevice, ProcCache, Reach};
 use backlog::Table;
 use kevent_protocol::kevent::{
     Ukevent, KEVENT_SOCKET_ACCEPT, KEVENT_SOCKET_RECV, KEVENT_SOCKET_SEND,
@@ -132,7 +132,7 @@ pub struct SocketSource {
     epoll: OwnedFd,
     watches: HashMap<RegId, Watch>,
     procs: ProcCache,
-    own: SharedOwnDevice,
+    own: OwnDevice,
     disposer: Disposer,
     fdinfo: OwnedFd,
     /// Watches whose socket is still there (the sweep runs while any is).
@@ -143,7 +143,7 @@ pub struct SocketSource {
 impl SocketSource {
     /// Creates the source. `own` identifies the device this daemon serves;
     /// `disposer` closes fetched files that may be that device.
-    pub fn new(own: SharedOwnDevice, disposer: Disposer) -> std::io::Result<Self> {
+    pub fn new(own: OwnDevice, disposer: Disposer) -> std::io::Result<Self> {
         Ok(SocketSource {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
             watches: HashMap::new(),
@@ -159,7 +159,7 @@ impl SocketSource {
     /// Fetches the caller's socket: (descriptor, st_dev, st_ino).
     fn fetch(&self, process: &CallerProcess, fd: u32) -> Result<(OwnedFd, (u32, u32), u64), Errno> {
         let file = process.fetch(fd)?;
-        match examine(&file, &self.own.get(), process.tgid()) {
+        match examine(&file, &self.own, process.tgid()) {
             Ok(f) if f.kind == FileKind::Socket => Ok((file, f.dev, f.ino)),
             Ok(f) => {
                 if f.reach == Reach::Userspace {
@@ -319,6 +319,14 @@ pub fn nest_has_target(fdinfo: BorrowedFd<'_>, nest: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// The SOCKET row of [`super::TABLE`].
+pub fn build(ctx: &SourceCtx) -> std::io::Result<Box<dyn Source>> {
+    Ok(Box::new(SocketSource::new(
+        ctx.own,
+        ctx.offload.disposer(),
+    )?))
+}
+
 impl Source for SocketSource {
     fn name(&self) -> &'static str {
         "socket"
@@ -332,7 +340,7 @@ impl Source for SocketSource {
             .unwrap_or_else(Outcome::Failed)
     }
 
-    fn modify(&mut self, reg: RegId, uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
         let Some(w) = self.watches.get(&reg) else {
             return Outcome::Queued;
         };
@@ -477,8 +485,8 @@ mod tests {
     #[test]
     fn watching_keeps_nothing_open_and_the_sweep_finds_the_close() {
         use std::io::{Read, Write};
-        let poll = super::super::poll::PollSource::new(Default::default()).unwrap();
-        let mut s = SocketSource::new(Default::default(), poll.disposer()).unwrap();
+        let offload = super::super::poll::offload::Offload::start().unwrap();
+        let mut s = SocketSource::new(Default::default(), offload.disposer()).unwrap();
         // This test process is the caller.
         let me = Caller {
             tid: std::process::id(),
@@ -529,8 +537,8 @@ mod tests {
 
     #[test]
     fn an_invisible_caller_gets_eperm() {
-        let poll = super::super::poll::PollSource::new(Default::default()).unwrap();
-        let mut s = SocketSource::new(Default::default(), poll.disposer()).unwrap();
+        let offload = super::super::poll::offload::Offload::start().unwrap();
+        let mut s = SocketSource::new(Default::default(), offload.disposer()).unwrap();
         let uk = Ukevent {
             type_: KEVENT_SOCKET,
             event: KEVENT_SOCKET_RECV,

@@ -1,4 +1,4 @@
-//! KEVENT_TIMER (shared/ABI.md §4): `id.raw[0]` is the period in ms, used
+//! KEVENT_TIMER (docs/ABI.md §4): `id.raw[0]` is the period in ms, used
 //! for the first expiry and every interval; the kevent re-arms until it is
 //! unregistered (or delivered, with ONESHOT).
 //!
@@ -6,7 +6,7 @@
 //! One `timerfd` (CLOCK_MONOTONIC) per registration, all in this source's own
 //! epoll instance, which is the one fd the reactor watches. Expirations
 //! between two deliveries coalesce into one ready event; their count is
-//! `ret_data[1]` (extension, ABI.md §5 item 4). `ret_data[0]` is the time of
+//! `ret_data[1]` (extension, docs/ABI.md §5 item 4). `ret_data[0]` is the time of
 //! the latest expiry in CLOCK_MONOTONIC milliseconds truncated to u32 — the
 //! "jiffies at HZ=1000" of 2006.
 //!
@@ -14,7 +14,7 @@
 //! EINVAL (BROKEN|DONE) because a timerfd with a zero interval is disarmed
 //! and a busy loop helps nobody.
 
-use super::{Notice, Outcome, Source};
+use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
 use crate::sys::monotonic_ms;
@@ -70,6 +70,11 @@ fn ms_to_timespec(ms: u32) -> Timespec {
     }
 }
 
+/// The TIMER row of [`super::TABLE`].
+pub fn build(_ctx: &SourceCtx) -> std::io::Result<Box<dyn Source>> {
+    Ok(Box::new(TimerSource::new()?))
+}
+
 impl Source for TimerSource {
     fn name(&self) -> &'static str {
         "timer"
@@ -103,7 +108,7 @@ impl Source for TimerSource {
         Outcome::Queued
     }
 
-    fn modify(&mut self, _reg: RegId, _uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, _reg: RegId, _uk: &Ukevent, _caller: &Caller) -> Outcome {
         // The period is part of the key and cannot change; a timer is never
         // "ready now" except through an expiry already on the ready list.
         Outcome::Queued

@@ -1,5 +1,5 @@
-//! A caller's descriptors, reached from the daemon (shared/CUSE.md,
-//! "Watching a caller's descriptor without keeping it alive"; ABI.md §4).
+//! A caller's descriptors, reached from the daemon (docs/WIRE.md,
+//! "Watching a caller's descriptor without keeping it alive"; docs/ABI.md §4).
 //!
 //! The request header carries the caller's *thread* id in the daemon's pid
 //! namespace (0 when the caller is not visible there). [`ProcCache::get`]
@@ -13,7 +13,7 @@
 //! Polling or closing a file served by a FUSE or CUSE server makes the
 //! kernel send that server a request and wait for its answer. When the
 //! server is this daemon, doing so on the request loop deadlocks it
-//! (CUSE.md, "Ordering pitfalls"). [`examine`] tells such files apart
+//! (docs/WIRE.md, "Ordering pitfalls"). [`examine`] tells such files apart
 //! without sending any request: `statx` with `AT_STATX_DONT_SYNC` (never a
 //! GETATTR), the st_rdev of the CUSE node or the st_dev of the FUSE mount
 //! ([`OwnDevice`]), the mount's type in mountinfo, the sysfs class of a
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 /// `Tgid:` of a `/proc/PID/status` text.
 pub fn parse_tgid(status: &str) -> Option<u32> {
@@ -53,7 +53,7 @@ pub struct CallerProcess {
     tgid: u32,
 }
 
-/// Errors of pidfd_open / pidfd_getfd as the per-ukevent errno of ABI.md §4.
+/// Errors of pidfd_open / pidfd_getfd as the per-ukevent errno of docs/ABI.md §4.
 fn getfd_errno(e: rustix::io::Errno) -> Errno {
     match e {
         // "An fd that does not exist gives BROKEN|DONE (ENODEV in 2006)."
@@ -198,24 +198,6 @@ impl OwnDevice {
             OwnDevice::Mount(ma, mi) => f.dev == (ma, mi),
             OwnDevice::Unknown => false,
         }
-    }
-}
-
-/// The identity of the served device, shared by the sources that need it
-/// and filled in by the daemon once the device exists.
-/// (Shared between threads: the sources live behind the dispatcher's lock.)
-#[derive(Debug, Clone, Default)]
-pub struct SharedOwnDevice(Arc<Mutex<OwnDevice>>);
-
-impl SharedOwnDevice {
-    /// The identity now.
-    pub fn get(&self) -> OwnDevice {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sets the identity (once the device exists).
-    pub fn set(&self, own: OwnDevice) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = own;
     }
 }
 

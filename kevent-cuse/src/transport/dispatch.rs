@@ -1,5 +1,6 @@
-//! Requests to the core and back (shared by every serving thread; the
-//! ABI's rules themselves live in [`crate::core`]).
+//! Requests to the core and back (docs/ABI.md §2-3, docs/WIRE.md), shared
+//! by every serving thread; the ABI's rules themselves live in
+//! [`crate::core`].
 //!
 //! One [`Dispatcher`] is shared by all serving threads and the event
 //! thread. Its state (the core, parked WAITs, pollers) sits behind one
@@ -37,7 +38,7 @@ pub use crate::core::MAX_BATCH;
 pub struct Config {
     /// CUSE (unrestricted ioctls, RETRY possible) or the FUSE file.
     pub transport: TransportKind,
-    /// Per-queue limit (ABI.md §2; 1023 by default).
+    /// Per-queue limit (docs/ABI.md §2; 1023 by default).
     pub max_kevents: u32,
     /// Permission bits of the FUSE file (GETATTR).
     pub file_mode: u32,
@@ -393,7 +394,7 @@ impl Dispatcher {
         let wait_ioctl = match io.cmd {
             KEVENT_USER_CTL => false,
             KEVENT_USER_WAIT => true,
-            // ABI.md §2: "Any other ioctl number: -1/ENODEV".
+            // docs/ABI.md §2: "Any other ioctl number: -1/ENODEV".
             _ => return reply.error(Errno::ENODEV),
         };
         if self.lock().core.queue(io.fh).is_none() {
@@ -423,7 +424,7 @@ impl Dispatcher {
             (false, KEVENT_CTL_ADD) => Ctl::Add,
             (false, KEVENT_CTL_REMOVE) => Ctl::Remove,
             (false, KEVENT_CTL_MODIFY) => Ctl::Modify,
-            // INIT through the ioctl and anything else (ABI.md §2, §5.3).
+            // INIT through the ioctl and anything else (docs/ABI.md §2, §5.3).
             _ => return reply.error(Errno::EINVAL),
         };
         if let Err(e) = self.lock().core.precheck(io.fh, ctl, hdr.num) {
@@ -474,7 +475,7 @@ impl Dispatcher {
                 Ctl::Add => st.core.add(io.fh, &input, &caller),
                 Ctl::Remove => st.core.remove(io.fh, &input),
                 Ctl::Modify => {
-                    let (out, woke) = st.core.modify(io.fh, &input);
+                    let (out, woke) = st.core.modify(io.fh, &input, &caller);
                     if woke {
                         st.after_ready(&[io.fh], &mut work);
                     }
@@ -630,7 +631,7 @@ impl Dispatcher {
     }
 
     fn interrupt(&self, target: u64, now: Instant) {
-        // A signal ends the sleep: answer with what is ready (ABI.md §3).
+        // A signal ends the sleep: answer with what is ready (docs/ABI.md §3).
         let c = {
             let mut st = self.lock();
             match st.parked.iter().position(|p| p.reply.unique() == target) {

@@ -82,7 +82,7 @@ impl Source for FakeSrc {
         self.1.lock().unwrap().push(reg);
         Outcome::Queued
     }
-    fn modify(&mut self, _: RegId, _: &Ukevent) -> Outcome {
+    fn modify(&mut self, _: RegId, _: &Ukevent, _: &Caller) -> Outcome {
         Outcome::Queued
     }
     fn unregister(&mut self, reg: RegId) {
