@@ -192,15 +192,27 @@ fn start_serving(
     let cuse = served.kind == TransportKind::Cuse;
     let mode =
         match opts.serve {
-            ServeChoice::Auto | ServeChoice::Single => ServeMode::Single,
+            ServeChoice::Single => ServeMode::Single,
+            ServeChoice::Auto if cuse => ServeMode::Single,
+            ServeChoice::Auto => ServeMode::Percpu,
             ServeChoice::Percpu if cuse => return Err(StartError::BadOption(
                 "--serve percpu needs the FUSE-file transport (a CUSE channel cannot be cloned)"
                     .into(),
             )),
-            ServeChoice::Percpu => ServeMode::Single,
+            ServeChoice::Percpu => ServeMode::Percpu,
         };
     let io = |e| StartError::Io("starting the serving threads", e);
-    let mut readers = Readers::new(mode).map_err(io)?;
+    match mode {
+        ServeMode::Percpu => match start_percpu(opts, served, d) {
+            Ok(r) => return Ok(r),
+            Err(e) if opts.serve == ServeChoice::Auto => {
+                warn!("percpu serving unavailable ({e}); serving with one reader")
+            }
+            Err(e) => return Err(io(e)),
+        },
+        ServeMode::Single | ServeMode::Uring => {}
+    }
+    let mut readers = Readers::new(ServeMode::Single).map_err(io)?;
     readers
         .spawn_reader(
             "kevent-reader".into(),
@@ -210,6 +222,24 @@ fn start_serving(
             opts.spin,
         )
         .map_err(io)?;
+    Ok(readers)
+}
+
+/// percpu: one clone of the channel per CPU the daemon may run on, each
+/// read by a thread pinned to that CPU.
+fn start_percpu(opts: &Options, served: &Served, d: &Arc<Dispatcher>) -> std::io::Result<Readers> {
+    let mut readers = Readers::new(ServeMode::Percpu)?;
+    for cpu in crate::transport::readers::usable_cpus() {
+        let fd = crate::sys::fuse_dev::clone_session(&*served.channel)?;
+        let ch = Arc::new(crate::transport::Channel::new(fd));
+        readers.spawn_reader(
+            format!("kevent-cpu{cpu}"),
+            d.clone(),
+            ch,
+            Some(cpu),
+            opts.spin,
+        )?;
+    }
     Ok(readers)
 }
 

@@ -78,7 +78,7 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(fd: OwnedFd) -> Self {
+    pub fn new(fd: OwnedFd) -> Self {
         Channel { fd }
     }
 

@@ -149,6 +149,16 @@ impl Readers {
     }
 }
 
+/// The CPUs this process may run on (its affinity mask), in order.
+pub fn usable_cpus() -> Vec<usize> {
+    match rustix::thread::sched_getaffinity(None) {
+        Ok(set) => (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&c| set.is_set(c))
+            .collect(),
+        Err(_) => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
 /// Pins the calling thread to `cpu` (best effort).
 pub fn pin_to(cpu: usize) {
     let mut set = rustix::thread::CpuSet::new();
