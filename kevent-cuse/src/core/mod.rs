@@ -334,7 +334,8 @@ impl Core {
     }
 
     /// MODIFY (docs/ABI.md §3): new event mask and req_flags, ret_flags cleared,
-    /// readiness re-checked at once. Returns the output and whether the
+    /// readiness re-checked at once. A kevent already on the ready list
+    /// keeps its place and its DONE/BROKEN flags. Returns the output and whether the
     /// queue's ready list grew. `caller` made the MODIFY.
     pub fn modify(&mut self, q: QueueId, input: &[Ukevent], caller: &Caller) -> (CtlOutput, bool) {
         if !self.queues.contains_key(&q) {
@@ -352,7 +353,14 @@ impl Core {
                 let r = self.regs.get_mut(&reg).expect("indexed registration");
                 r.uk.event = uk.event;
                 r.uk.req_flags = uk.req_flags;
-                r.uk.ret_flags = 0;
+                // A kevent already on the ready list stays there, in its
+                // place, and keeps DONE (and BROKEN: its object is gone and
+                // it is unregistered after that delivery); only the new mask
+                // and req_flags apply to it (README, "MODIFY of a ready
+                // kevent").
+                if !r.ready {
+                    r.uk.ret_flags = 0;
+                }
                 let current = r.uk;
                 let src = self.sources[current.type_ as usize]
                     .as_mut()

@@ -6,8 +6,8 @@ use crate::sources::{Notice, Outcome, Source};
 use crate::transport::reply::ReplySink;
 use kevent_protocol::bytes::Writer;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const TID: u32 = 4242;
 const ARG: u64 = 0x10_0000;
