@@ -693,6 +693,27 @@ impl Dispatcher {
     }
 }
 
+/// The uring mode hands each request's bytes to the dispatcher; the reply
+/// goes through the ring entry that carried it.
+impl super::uring::Handler for Dispatcher {
+    fn handle(&self, req: &[u8], sink: &Sink) {
+        Dispatcher::handle(self, req, sink, Instant::now())
+    }
+
+    fn inline_ok(&self, req: &[u8]) -> bool {
+        // Bookkeeping only: no caller memory, no caller descriptor, no path.
+        let op = req
+            .get(4..8)
+            .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")));
+        matches!(
+            op,
+            Some(
+                opcode::FUSE_OPEN | opcode::FUSE_FLUSH | opcode::FUSE_GETATTR | opcode::FUSE_FORGET
+            )
+        )
+    }
+}
+
 #[cfg(test)]
 #[path = "dispatch_tests.rs"]
 mod tests;

@@ -9,6 +9,7 @@ pub mod fuse_file;
 pub mod ioctl;
 pub mod readers;
 pub mod reply;
+pub mod uring;
 
 use kevent_protocol::fuse;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -172,6 +173,8 @@ pub struct Served {
     pub node: PathBuf,
     /// For the FUSE file: whether we created the placeholder file.
     created_file: bool,
+    /// For the FUSE file: FUSE-over-io_uring was agreed at INIT.
+    pub io_uring: bool,
 }
 
 impl Served {
