@@ -567,8 +567,12 @@ impl Core {
     /// index now (a REMOVE or MODIFY racing with the delivery finds nothing,
     /// as in 2006 once a WAIT dequeued them) and are freed by
     /// [`Core::commit_taken`], or put back by [`Core::restore_taken`].
+    /// Each call is one WAIT answered (the 2006 `wait` statistic).
     pub fn take_ready(&mut self, q: QueueId, n: usize) -> Taken {
         let mut taken = Taken::default();
+        if let Some(queue) = self.queues.get_mut(&q) {
+            queue.stats.waits += 1;
+        }
         for _ in 0..n {
             let Some(reg) = self.queues.get_mut(&q).and_then(|x| x.pop_ready()) else {
                 break;
@@ -580,6 +584,7 @@ impl Core {
             let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
             if let Some(src) = self.sources[uk.type_ as usize].as_mut() {
                 uk.ret_data = src.ret_data(reg);
+                debug!("q={q} deliver {}", ukevent_display(&uk));
                 if !done {
                     r.ready = false;
                     src.delivered(reg);
@@ -610,10 +615,9 @@ impl Core {
                 .get_mut(&q)
                 .is_some_and(|queue| queue.end_in_flight(reg))
             {
-                let r = self.regs.remove(&reg).expect("checked above");
-                if let Some(src) = self.sources[r.uk.type_ as usize].as_mut() {
-                    src.unregister(reg);
-                }
+                // Out of the key index already: this frees the rest (the
+                // source's watch, the per-user accounting).
+                self.unregister(reg);
             }
         }
     }
