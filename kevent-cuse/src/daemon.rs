@@ -8,11 +8,15 @@ use crate::sys::pidfd::OwnDevice;
 use crate::sys::remote_mem::ProcessVm;
 use crate::transport::access::{Access, NodeAttrs};
 use crate::transport::dispatch::{Config, Dispatcher};
-use crate::transport::{cuse, fuse_file, ChannelSink, Served, SetupError, TransportKind};
+use crate::transport::readers::{Readers, ServeMode};
+use crate::transport::stall;
+use crate::transport::{cuse, fuse_file, Served, SetupError, TransportKind};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Which transport to use.
@@ -24,6 +28,17 @@ pub enum Choice {
     Cuse,
     /// The FUSE file only.
     Fuse,
+}
+
+/// How requests are served (`--serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeChoice {
+    /// percpu on the FUSE file, single under CUSE.
+    Auto,
+    /// One reader thread.
+    Single,
+    /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
+    Percpu,
 }
 
 /// Daemon settings (from the command line).
@@ -39,6 +54,14 @@ pub struct Options {
     pub mode: u32,
     /// Per-queue limit of registered kevents.
     pub max_kevents: u32,
+    /// Serving mode.
+    pub serve: ServeChoice,
+    /// How long a reader spins on non-blocking reads before it sleeps.
+    pub spin: Duration,
+    /// A caller-memory access older than this is abandoned.
+    pub stall: Duration,
+    /// Stuck accesses allowed per uid before its requests get EAGAIN.
+    pub max_stalled: usize,
     /// Owner uid of the node.
     pub owner: u32,
     /// Group gid of the node.
@@ -66,6 +89,10 @@ impl Options {
             user_queues: Limits::DEFAULT_QUEUES,
             user_kevents: Limits::DEFAULT_KEVENTS,
             user_descriptors: Limits::DEFAULT_DESCRIPTORS,
+            serve: ServeChoice::Auto,
+            spin: Duration::from_micros(50),
+            stall: Duration::from_millis(200),
+            max_stalled: 4,
         }
     }
 
@@ -230,6 +257,91 @@ fn notify_ready(served: &Served) {
     }
 }
 
+/// The event thread (reactor): replaced like a serving thread if the stall
+/// watchdog finds it stuck in a caller's memory; the live one reports the
+/// exit reason.
+fn spawn_event_thread(
+    sigfd: Arc<SignalFd>,
+    d: Arc<Dispatcher>,
+    tx: mpsc::Sender<std::io::Result<Exit>>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("kevent-events".into())
+        .spawn(move || {
+            let (s2, d2, tx2) = (sigfd.clone(), d.clone(), tx.clone());
+            stall::set_role(Arc::new(move || {
+                if let Err(e) = spawn_event_thread(s2.clone(), d2.clone(), tx2.clone()) {
+                    warn!("starting a replacement event thread: {e}");
+                }
+            }));
+            let r = reactor::run(sigfd.as_fd(), &d);
+            if !stall::abandoned() {
+                let _ = tx.send(r);
+            }
+        })?;
+    Ok(())
+}
+
+/// Starts the serving threads of the chosen mode.
+fn start_serving(
+    opts: &Options,
+    served: &Served,
+    d: &Arc<Dispatcher>,
+) -> Result<Readers, StartError> {
+    let cuse = served.kind == TransportKind::Cuse;
+    let mode =
+        match opts.serve {
+            ServeChoice::Single => ServeMode::Single,
+            ServeChoice::Auto if cuse => ServeMode::Single,
+            ServeChoice::Auto => ServeMode::Percpu,
+            ServeChoice::Percpu if cuse => return Err(StartError::BadOption(
+                "--serve percpu needs the FUSE-file transport (a CUSE channel cannot be cloned)"
+                    .into(),
+            )),
+            ServeChoice::Percpu => ServeMode::Percpu,
+        };
+    let io = |e| StartError::Io("starting the serving threads", e);
+    match mode {
+        ServeMode::Percpu => match start_percpu(opts, served, d) {
+            Ok(r) => return Ok(r),
+            Err(e) if opts.serve == ServeChoice::Auto => {
+                warn!("percpu serving unavailable ({e}); serving with one reader")
+            }
+            Err(e) => return Err(io(e)),
+        },
+        ServeMode::Single | ServeMode::Uring => {}
+    }
+    let mut readers = Readers::new(ServeMode::Single).map_err(io)?;
+    readers
+        .spawn_reader(
+            "kevent-reader".into(),
+            d.clone(),
+            served.channel.clone(),
+            None,
+            opts.spin,
+        )
+        .map_err(io)?;
+    Ok(readers)
+}
+
+/// percpu: one clone of the channel per CPU the daemon may run on, each
+/// read by a thread pinned to that CPU.
+fn start_percpu(opts: &Options, served: &Served, d: &Arc<Dispatcher>) -> std::io::Result<Readers> {
+    let mut readers = Readers::new(ServeMode::Percpu)?;
+    for cpu in crate::transport::readers::usable_cpus() {
+        let fd = crate::sys::fuse_dev::clone_session(&*served.channel)?;
+        let ch = Arc::new(crate::transport::Channel::new(fd));
+        readers.spawn_reader(
+            format!("kevent-cpu{cpu}"),
+            d.clone(),
+            ch,
+            Some(cpu),
+            opts.spin,
+        )?;
+    }
+    Ok(readers)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT or disconnection (SIGHUP is logged
 /// and ignored).
 pub fn run(opts: Options) -> Result<(), StartError> {
@@ -294,22 +406,46 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             TransportKind::Cuse => Access::Node(served.node.clone()),
             TransportKind::FuseFile => Access::Fixed(opts.attrs()),
         },
+        stall: opts.stall,
+        max_stalled: opts.max_stalled,
     };
-    let mut d = Dispatcher::new(
-        cfg,
-        core,
-        Box::new(ProcessVm),
-        Box::new(ChannelSink(served.channel.clone())),
+    let d = Arc::new(
+        Dispatcher::new(cfg, core, Box::new(ProcessVm), served.channel.clone())
+            .map_err(|e| StartError::Io("dispatcher", e))?,
     );
+    d.watchdog()
+        .start()
+        .map_err(|e| StartError::Io("watchdog thread", e))?;
+    let readers = start_serving(&opts, &served, &d)?;
     info!(
-        "ready: {} over {} (max {} kevents per queue)",
+        "ready: {} over {}, serving mode {} ({} thread(s), spin {} us; max {} kevents per queue)",
         served.node.display(),
         served.kind,
+        readers.mode,
+        readers.threads(),
+        opts.spin.as_micros(),
         opts.max_kevents
     );
     notify_ready(&served);
-    let exit = reactor::run(&served.channel, sigfd.as_fd(), &mut d);
-    d.shutdown();
+    let (tx, rx) = mpsc::channel();
+    spawn_event_thread(Arc::new(sigfd), d.clone(), tx)
+        .map_err(|e| StartError::Io("event thread", e))?;
+    let exit = rx.recv().unwrap_or(Ok(Exit::Disconnected));
+    // No new requests; then every parked WAIT is answered. Both bounded: a
+    // thread stuck in a caller's memory is left behind (exit ends it).
+    readers.stop(Duration::from_millis(150));
+    let (done_tx, done_rx) = mpsc::channel();
+    let d2 = d.clone();
+    let _ = std::thread::Builder::new()
+        .name("kevent-shutdown".into())
+        .spawn(move || {
+            d2.shutdown();
+            let _ = done_tx.send(());
+        });
+    if done_rx.recv_timeout(Duration::from_millis(150)).is_err() {
+        warn!("some parked WAITs could not be answered in 150 ms (stuck caller memory)");
+    }
+    d.watchdog().stop();
     drop(d);
     let node = served.node.clone();
     let kind = served.kind;

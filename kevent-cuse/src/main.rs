@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use kevent_cuse::core::Limits;
-use kevent_cuse::daemon::{self, Choice, Options};
+use kevent_cuse::daemon::{self, Choice, Options, ServeChoice};
 use kevent_cuse::transport::access;
 use std::path::PathBuf;
 
@@ -15,6 +15,16 @@ enum TransportArg {
     Cuse,
     /// FUSE mounted on a regular file at --path.
     Fuse,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ServeArg {
+    /// percpu on the FUSE file, single under CUSE.
+    Auto,
+    /// One reader thread that spins up to --spin-us before sleeping.
+    Single,
+    /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
+    Percpu,
 }
 
 /// Serve the 2006 /dev/kevent ioctl ABI from userspace.
@@ -39,6 +49,21 @@ struct Cli {
     /// Most kevents registered per queue (2006: 1023).
     #[arg(long, default_value_t = 1023, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_kevents: u32,
+    /// How requests are served.
+    #[arg(long, value_enum, default_value = "auto")]
+    serve: ServeArg,
+    /// Microseconds a reader keeps polling for the next request before it
+    /// sleeps (0: sleep at once).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    spin_us: u64,
+    /// Milliseconds after which a serving thread stuck in a caller's memory
+    /// (a page that never resolves) is abandoned and replaced.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    stall_ms: u64,
+    /// Stuck accesses allowed per uid; beyond them that uid's requests fail
+    /// with EAGAIN (other users are unaffected).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_stalled: u64,
     /// Owner of the device node (user name or uid).
     #[arg(long, default_value = "0", value_parser = access::resolve_user)]
     owner: u32,
@@ -117,11 +142,19 @@ fn main() -> std::process::ExitCode {
         path: cli.path,
         mode: cli.mode,
         max_kevents: cli.max_kevents,
+        serve: match cli.serve {
+            ServeArg::Auto => ServeChoice::Auto,
+            ServeArg::Single => ServeChoice::Single,
+            ServeArg::Percpu => ServeChoice::Percpu,
+        },
+        spin: std::time::Duration::from_micros(cli.spin_us),
         owner: cli.owner,
         group: cli.group,
         user_queues: cli.max_queues_per_user,
         user_kevents: cli.max_kevents_per_user,
         user_descriptors: cli.max_descriptors_per_user,
+        stall: std::time::Duration::from_millis(cli.stall_ms),
+        max_stalled: cli.max_stalled as usize,
     };
     let r = daemon::run(opts).context("kevent-cuse cannot serve the device");
     let code = match r {

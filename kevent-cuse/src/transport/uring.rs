@@ -32,15 +32,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// Where the answer to one request goes; one `send` is one complete
-/// message (out-header + arguments), as written to /dev/fuse.
-pub trait ReplySink: Send + Sync {
-    /// Writes one complete reply.
-    fn send(&self, msg: &[u8]);
-}
-
-/// A shared sink.
-pub type Sink = Arc<dyn ReplySink>;
+/// Where the answer to one request goes (the dispatcher's reply sink: one
+/// `send` is one complete message, out-header + arguments).
+pub use super::reply::{ReplySink, Sink};
 
 /// What serves the requests arriving on the rings.
 pub trait Handler: Send + Sync + 'static {
