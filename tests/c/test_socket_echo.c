@@ -86,10 +86,10 @@ static void *client(void *arg)
 	while (rm < MSGS) {
 		/* Messages go out in order; echoes are checked as they come. */
 		short ev = POLLIN | (m < MSGS ? POLLOUT : 0);
-		int rev = poll_fd(fd, ev, 10000);
+		int rev = poll_fd(fd, ev, 30000);
 
 		if (rev == 0) {
-			snprintf(cl->why, sizeof(cl->why), "message %d: stuck for 10 s", rm);
+			snprintf(cl->why, sizeof(cl->why), "message %d: stuck for 30 s", rm);
 			goto out;
 		}
 		if (rev & POLLOUT && m < MSGS) {
@@ -133,7 +133,7 @@ static void *client(void *arg)
 		}
 	}
 	shutdown(fd, SHUT_WR);
-	if (poll_fd(fd, POLLIN, 10000) == 0 || recv(fd, buf, 1, 0) != 0) {
+	if (poll_fd(fd, POLLIN, 30000) == 0 || recv(fd, buf, 1, 0) != 0) {
 		snprintf(cl->why, sizeof(cl->why), "no close from the server after our FIN");
 		goto out;
 	}
