@@ -417,6 +417,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         .start()
         .map_err(|e| StartError::Io("watchdog thread", e))?;
     let readers = start_serving(&opts, &served, &d)?;
+    // If this process is killed, a watcher aborts the connection it leaves.
+    let watcher = match served.kind {
+        TransportKind::FuseFile => crate::deathwatch::Watcher::spawn(&served.node)
+            .map_err(|e| warn!("no connection watcher: {e}"))
+            .ok(),
+        TransportKind::Cuse => None,
+    };
     info!(
         "ready: {} over {}, serving mode {} ({} thread(s), spin {} us; max {} kevents per queue)",
         served.node.display(),
@@ -447,6 +454,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
     d.watchdog().stop();
     drop(d);
+    drop(watcher);
     let node = served.node.clone();
     let kind = served.kind;
     served.teardown();

@@ -85,6 +85,10 @@ struct Cli {
     /// counts, the 2006 statistics, per-user usage (root only).
     #[arg(long)]
     status: bool,
+    /// Internal: the watcher process that aborts the FUSE connection if the
+    /// daemon is killed (started by the daemon itself).
+    #[arg(long = "watch-connection", hide = true)]
+    watch_connection: Option<String>,
 }
 
 /// `--status`: asks the running daemon.
@@ -128,6 +132,9 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(spec) = &cli.watch_connection {
+        return kevent_cuse::deathwatch::watch(spec);
+    }
     if cli.status {
         return print_status(&cli);
     }
