@@ -9,7 +9,9 @@
 
 pub mod core;
 pub mod daemon;
+pub mod logging;
 pub mod reactor;
 pub mod sources;
+pub mod status;
 pub mod sys;
 pub mod transport;

@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-/// A positive errno value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A positive errno value (its Debug form is the name: `EINVAL`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 
 impl Errno {
@@ -44,6 +44,10 @@ impl Errno {
     pub const ECANCELED: Errno = Errno(libc::ECANCELED);
     /// AIO: the socket stopped taking data.
     pub const EPIPE: Errno = Errno(libc::EPIPE);
+    /// A per-user limit of the daemon (queues, kevents, descriptors).
+    pub const EMFILE: Errno = Errno(libc::EMFILE);
+    /// Open refused by the node's owner, group and mode.
+    pub const EACCES: Errno = Errno(libc::EACCES);
 
     /// From an `std::io::Error`, EIO when it carries no errno.
     pub fn from_io(e: &std::io::Error) -> Errno {
@@ -54,6 +58,12 @@ impl Errno {
 impl From<rustix::io::Errno> for Errno {
     fn from(e: rustix::io::Errno) -> Self {
         Errno(e.raw_os_error())
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&kevent_protocol::names::errno_display(self.0))
     }
 }
 
