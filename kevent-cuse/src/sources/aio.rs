@@ -26,7 +26,7 @@ use super::poll::offload::Disposer;
 use super::transfer::{fetch_stream_socket, Engine, Guard, Job, Kind};
 use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
-use crate::sys::pidfd::{examine, FileKind, OwnDevice, ProcCache, Reach};
+use crate::sys::pidfd::{examine, CallerThread, FileKind, OwnDevice, ProcCache, Reach};
 use kevent_protocol::kevent::Ukevent;
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
@@ -70,7 +70,8 @@ impl AioSource {
     fn start(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Result<Outcome, Errno> {
         let chunk = chunk_bytes(uk.id[1]).ok_or(Errno::EINVAL)?;
         let process = self.procs.get(caller.tid)?;
-        let file = process.fetch(uk.id[0])?;
+        let thread = CallerThread::open(caller.tid)?;
+        let file = thread.fetch(uk.id[0])?;
         let facts = match examine(&file, &self.own, process.tgid()) {
             Ok(f) => f,
             Err(e) => {
@@ -90,7 +91,8 @@ impl AioSource {
             return Err(Errno::EINVAL);
         }
         let socket = uk.ret_data[0];
-        let (sock, ino) = fetch_stream_socket(&process, socket, &self.own, &self.disposer)?;
+        let (sock, ino) =
+            fetch_stream_socket(&thread, process.tgid(), socket, &self.own, &self.disposer)?;
         let size = st.st_size as u64;
         if size == 0 {
             return Ok(Outcome::Ready([socket, 0]));

@@ -28,7 +28,7 @@ use super::poll::offload::Disposer;
 use super::transfer::{fetch_stream_socket, pages_spanned, Engine, Guard, Job, Kind, CHUNK};
 use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
-use crate::sys::pidfd::{CallerProcess, OwnDevice, ProcCache};
+use crate::sys::pidfd::{CallerProcess, CallerThread, OwnDevice, ProcCache};
 use crate::sys::remote_mem::{read_into, write_from, MemError};
 use kevent_protocol::kevent::{Ukevent, KEVENT_SOCKET_RECV, KEVENT_SOCKET_SEND};
 use rustix::net::{RecvFlags, SendFlags};
@@ -187,7 +187,9 @@ impl NaioSource {
             _ => return Err(Errno::EINVAL),
         };
         let process: Arc<CallerProcess> = self.procs.get(caller.tid)?;
-        let (sock, ino) = fetch_stream_socket(&process, uk.id[0], &self.own, &self.disposer)?;
+        let thread = CallerThread::open(caller.tid)?;
+        let (sock, ino) =
+            fetch_stream_socket(&thread, process.tgid(), uk.id[0], &self.own, &self.disposer)?;
         let size = u64::from(uk.id[1]);
         let addr = ptr_of(uk);
         let pages = pages_spanned(addr, size);

@@ -27,7 +27,7 @@
 
 use super::poll::offload::Disposer;
 use crate::core::{Errno, RegId};
-use crate::sys::pidfd::{examine, CallerProcess, FileKind, OwnDevice, Reach};
+use crate::sys::pidfd::{examine, CallerProcess, CallerThread, FileKind, OwnDevice, Reach};
 use crate::sys::remote_mem::{read_into, write_from, MemError};
 use crate::sys::uring::{Completion, Ring};
 use rustix::event::{eventfd, EventfdFlags};
@@ -722,17 +722,19 @@ pub fn pages_spanned(addr: u64, len: u64) -> u32 {
     u32::try_from(last - first + 1).unwrap_or(u32::MAX)
 }
 
-/// Fetches the caller's descriptor `fd` and checks that it is a stream
-/// socket: (the daemon's copy, st_ino). Another kind of file is EINVAL (and,
-/// since it may be this daemon's own device, closed by the offload thread).
+/// Fetches the calling thread's descriptor `fd` (from that thread's own
+/// table) and checks that it is a stream socket: (the daemon's copy,
+/// st_ino). Another kind of file is EINVAL (and, since it may be this
+/// daemon's own device, closed by the offload thread).
 pub fn fetch_stream_socket(
-    process: &CallerProcess,
+    thread: &CallerThread,
+    tgid: u32,
     fd: u32,
     own: &OwnDevice,
     disposer: &Disposer,
 ) -> Result<(OwnedFd, u64), Errno> {
-    let file = process.fetch(fd)?;
-    let facts = match examine(&file, own, process.tgid()) {
+    let file = thread.fetch(fd)?;
+    let facts = match examine(&file, own, tgid) {
         Ok(f) => f,
         Err(e) => {
             disposer.dispose(file);
