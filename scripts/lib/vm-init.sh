@@ -197,7 +197,7 @@ run() {
     say "running /ctests/run.sh"
     # test_aio: smaller big transfers under TCG; its descriptor checks
     # need the daemon's pid.
-    run_ctests "" /tmp/.tests-timeout KEVENT_DAEMON_PID="$dpid" KEVENT_AIO_SMALL=1 || return
+    run_ctests "" /tmp/.tests-timeout KEVENT_AIO_DAEMON_PID="$dpid" KEVENT_AIO_SMALL=1 || return
 
     # --- kevent-ctl (static) drives the CUSE device -------------------------
     if [ -x /ctests/kevent-ctl ]; then

@@ -16,9 +16,10 @@
  *   KEVENT_AIO_SMALL=1   the 64 MiB transfers and the 100 MiB file shrink to
  *                        8 MiB and 16 MiB (for the slow TCG VM only; the
  *                        host always runs the full sizes).
- *   KEVENT_DAEMON_PID    the daemon's pid, to check that its descriptor
- *                        count returns to the baseline (else the only
- *                        kevent-cuse process, if there is exactly one).
+ *   KEVENT_AIO_DAEMON_PID (or KEVENT_DAEMON_PID) the daemon's pid, to
+ *                        check that its descriptor count returns to the
+ *                        baseline (else the only kevent-cuse process, if
+ *                        there is exactly one).
  */
 
 #include "testutil.h"
@@ -235,12 +236,14 @@ static int daemon_fds(void)
 
 static pid_t find_daemon(void)
 {
-	const char *s = getenv("KEVENT_DAEMON_PID");
+	const char *s = getenv("KEVENT_AIO_DAEMON_PID");
 	DIR *d;
 	struct dirent *de;
 	pid_t found = 0;
 	int count = 0;
 
+	if (s == NULL || *s == '\0')
+		s = getenv("KEVENT_DAEMON_PID");
 	if (s != NULL && *s != '\0')
 		return (pid_t)atoi(s);
 	d = opendir("/proc");
