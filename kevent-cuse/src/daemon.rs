@@ -7,11 +7,14 @@ use crate::sources::{build_all, SourceCtx};
 use crate::sys::pidfd::OwnDevice;
 use crate::sys::remote_mem::ProcessVm;
 use crate::transport::dispatch::{Config, Dispatcher};
-use crate::transport::{cuse, fuse_file, ChannelSink, Served, SetupError, TransportKind};
+use crate::transport::readers::{Readers, ServeMode};
+use crate::transport::{cuse, fuse_file, Served, SetupError, TransportKind};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Which transport to use.
@@ -23,6 +26,17 @@ pub enum Choice {
     Cuse,
     /// The FUSE file only.
     Fuse,
+}
+
+/// How requests are served (`--serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeChoice {
+    /// percpu on the FUSE file, single under CUSE.
+    Auto,
+    /// One reader thread.
+    Single,
+    /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
+    Percpu,
 }
 
 /// Daemon settings (from the command line).
@@ -38,6 +52,10 @@ pub struct Options {
     pub mode: u32,
     /// Per-queue limit of registered kevents.
     pub max_kevents: u32,
+    /// Serving mode.
+    pub serve: ServeChoice,
+    /// How long a reader spins on non-blocking reads before it sleeps.
+    pub spin: Duration,
 }
 
 /// Why the daemon refused to start.
@@ -165,6 +183,66 @@ fn notify_ready(served: &Served) {
     }
 }
 
+/// Starts the serving threads of the chosen mode.
+fn start_serving(
+    opts: &Options,
+    served: &Served,
+    d: &Arc<Dispatcher>,
+) -> Result<Readers, StartError> {
+    let cuse = served.kind == TransportKind::Cuse;
+    let mode =
+        match opts.serve {
+            ServeChoice::Single => ServeMode::Single,
+            ServeChoice::Auto if cuse => ServeMode::Single,
+            ServeChoice::Auto => ServeMode::Percpu,
+            ServeChoice::Percpu if cuse => return Err(StartError::BadOption(
+                "--serve percpu needs the FUSE-file transport (a CUSE channel cannot be cloned)"
+                    .into(),
+            )),
+            ServeChoice::Percpu => ServeMode::Percpu,
+        };
+    let io = |e| StartError::Io("starting the serving threads", e);
+    match mode {
+        ServeMode::Percpu => match start_percpu(opts, served, d) {
+            Ok(r) => return Ok(r),
+            Err(e) if opts.serve == ServeChoice::Auto => {
+                warn!("percpu serving unavailable ({e}); serving with one reader")
+            }
+            Err(e) => return Err(io(e)),
+        },
+        ServeMode::Single | ServeMode::Uring => {}
+    }
+    let mut readers = Readers::new(ServeMode::Single).map_err(io)?;
+    readers
+        .spawn_reader(
+            "kevent-reader".into(),
+            d.clone(),
+            served.channel.clone(),
+            None,
+            opts.spin,
+        )
+        .map_err(io)?;
+    Ok(readers)
+}
+
+/// percpu: one clone of the channel per CPU the daemon may run on, each
+/// read by a thread pinned to that CPU.
+fn start_percpu(opts: &Options, served: &Served, d: &Arc<Dispatcher>) -> std::io::Result<Readers> {
+    let mut readers = Readers::new(ServeMode::Percpu)?;
+    for cpu in crate::transport::readers::usable_cpus() {
+        let fd = crate::sys::fuse_dev::clone_session(&*served.channel)?;
+        let ch = Arc::new(crate::transport::Channel::new(fd));
+        readers.spawn_reader(
+            format!("kevent-cpu{cpu}"),
+            d.clone(),
+            ch,
+            Some(cpu),
+            opts.spin,
+        )?;
+    }
+    Ok(readers)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT/SIGHUP or disconnection.
 pub fn run(opts: Options) -> Result<(), StartError> {
     validate(&opts)?;
@@ -201,20 +279,24 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         max_kevents: opts.max_kevents,
         file_mode: opts.mode,
     };
-    let mut d = Dispatcher::new(
-        cfg,
-        core,
-        Box::new(ProcessVm),
-        Box::new(ChannelSink(served.channel.clone())),
+    let d = Arc::new(
+        Dispatcher::new(cfg, core, Box::new(ProcessVm), served.channel.clone())
+            .map_err(|e| StartError::Io("dispatcher", e))?,
     );
+    let readers = start_serving(&opts, &served, &d)?;
     info!(
-        "ready: {} over {} (max {} kevents per queue)",
+        "ready: {} over {}, serving mode {} ({} thread(s), spin {} us; max {} kevents per queue)",
         served.node.display(),
         served.kind,
+        readers.mode,
+        readers.threads(),
+        opts.spin.as_micros(),
         opts.max_kevents
     );
     notify_ready(&served);
-    let exit = reactor::run(&served.channel, sigfd.as_fd(), &mut d);
+    let exit = reactor::run(sigfd.as_fd(), &d);
+    // No new requests; then every parked WAIT is answered.
+    readers.stop(Duration::from_millis(300));
     d.shutdown();
     drop(d);
     let node = served.node.clone();

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use kevent_cuse::daemon::{self, Choice, Options};
+use kevent_cuse::daemon::{self, Choice, Options, ServeChoice};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -13,6 +13,16 @@ enum TransportArg {
     Cuse,
     /// FUSE mounted on a regular file at --path.
     Fuse,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ServeArg {
+    /// percpu on the FUSE file, single under CUSE.
+    Auto,
+    /// One reader thread that spins up to --spin-us before sleeping.
+    Single,
+    /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
+    Percpu,
 }
 
 /// Serve the 2006 /dev/kevent ioctl ABI from userspace.
@@ -37,6 +47,13 @@ struct Cli {
     /// Most kevents registered per queue (2006: 1023).
     #[arg(long, default_value_t = 1023, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_kevents: u32,
+    /// How requests are served.
+    #[arg(long, value_enum, default_value = "auto")]
+    serve: ServeArg,
+    /// Microseconds a reader keeps polling for the next request before it
+    /// sleeps (0: sleep at once).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    spin_us: u64,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -67,6 +84,12 @@ fn main() -> anyhow::Result<()> {
         path: cli.path,
         mode: cli.mode,
         max_kevents: cli.max_kevents,
+        serve: match cli.serve {
+            ServeArg::Auto => ServeChoice::Auto,
+            ServeArg::Single => ServeChoice::Single,
+            ServeArg::Percpu => ServeChoice::Percpu,
+        },
+        spin: std::time::Duration::from_micros(cli.spin_us),
     };
     daemon::run(opts).context("kevent-cuse cannot serve the device")
 }

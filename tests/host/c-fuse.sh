@@ -1,38 +1,46 @@
 #!/bin/bash
-# The C test programs against the FUSE-file transport on the host: one
-# daemon on a temporary path serves every program; afterwards it must still
-# be alive (no crash, whatever the hostile tests did), exit 0 on SIGTERM and
-# leave no mount behind.
+# The C test programs against the FUSE-file transport on the host, once per
+# serving mode (KEVENT_SERVE_MODES, default "single percpu"): for each mode
+# one daemon on a temporary path serves every program; afterwards it must
+# still be alive (no crash, whatever the hostile tests did), hold no more
+# descriptors than before, exit 0 on SIGTERM and leave no mount behind.
 #   tests/host/c-fuse.sh [CTESTS_DIR]   (default target/ctests)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/host/lib.sh
 ctests=${1:-target/ctests}
+modes=${KEVENT_SERVE_MODES:-single percpu}
 dir=$(mktemp -d /tmp/kevent-c.XXXXXX)
-DAEMON_LOG=$dir/daemon.log
 dev=$dir/kevent
 trap 'stop_daemon; umount -l "$dev" 2>/dev/null; rm -rf "$dir"' EXIT
 
-if ! start_daemon "$dev"; then
-    not_ok "daemon starts"
-    cat "$DAEMON_LOG"
-    finish
-    exit 1
-fi
-fds_before=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
-echo "# C tests against $dev (FUSE file, daemon pid $DAEMON_PID, $fds_before fds)"
-KEVENT_TRANSPORT=fuse KEVENT_DEVICE=$dev sh "$ctests/run.sh" "$dev"
-rc=$?
-echo "# C tests exit status $rc"
-check "daemon survived every C test" kill -0 "$DAEMON_PID"
-# Every queue was closed by now: whatever the tests registered is freed.
-fds_after=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
-expect_eq "no descriptor leaked by the daemon over the whole C run" "$fds_before" "$fds_after"
-check "daemon exits 0 on SIGTERM" stop_daemon
-check "no mount left after SIGTERM" sh -c "! grep -q ' $dev ' /proc/self/mounts"
-if [ "$T_FAIL" -ne 0 ] || [ $rc -ne 0 ]; then
-    echo "# daemon log (last 40 lines):"
-    tail -n 40 "$DAEMON_LOG" | sed 's/^/#   /'
-fi
-# The C summary line was printed by run.sh; ours covers the daemon checks.
-finish && [ $rc -eq 0 ]
+all_rc=0
+for mode in $modes; do
+    DAEMON_LOG=$dir/daemon-$mode.log
+    if ! start_daemon "$dev" --serve "$mode"; then
+        not_ok "[$mode] daemon starts"
+        cat "$DAEMON_LOG"
+        all_rc=1
+        continue
+    fi
+    check "[$mode] the start-up line names the serving mode" \
+        wait_until 10 grep -q "serving mode $mode" "$DAEMON_LOG"
+    fds_before=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
+    echo "# C tests against $dev (FUSE file, --serve $mode, daemon pid $DAEMON_PID, $fds_before fds)"
+    KEVENT_TRANSPORT=fuse KEVENT_SERVE=$mode KEVENT_DEVICE=$dev sh "$ctests/run.sh" "$dev"
+    rc=$?
+    echo "# [$mode] C tests exit status $rc"
+    [ $rc -eq 0 ] || all_rc=1
+    check "[$mode] daemon survived every C test" kill -0 "$DAEMON_PID"
+    # Every queue was closed by now: whatever the tests registered is freed.
+    fds_after=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
+    expect_eq "[$mode] no descriptor leaked by the daemon over the whole C run" "$fds_before" "$fds_after"
+    check "[$mode] daemon exits 0 on SIGTERM" stop_daemon
+    check "[$mode] no mount left after SIGTERM" sh -c "! grep -q ' $dev ' /proc/self/mounts"
+    if [ "$T_FAIL" -ne 0 ] || [ $rc -ne 0 ]; then
+        echo "# [$mode] daemon log (last 40 lines):"
+        tail -n 40 "$DAEMON_LOG" | sed 's/^/#   /'
+    fi
+done
+# The C summary lines were printed by run.sh; ours covers the daemon checks.
+finish && [ $all_rc -eq 0 ]

@@ -60,6 +60,65 @@ pub struct CtlOutput {
     pub num: Option<u32>,
     /// The ioctl's return value or errno.
     pub result: Result<u32, Errno>,
+    /// Registrations this ADD made (so a failed write-back can undo them).
+    pub added: Vec<RegId>,
+}
+
+/// REMOVE and MODIFY batches above this size are refused with EINVAL: the
+/// daemon reads the whole batch at once and will not allocate without bound.
+pub const MAX_BATCH: u64 = 65536;
+
+/// Timeout 0 means "at least one event, or 1 second" (docs/ABI.md §3).
+pub const DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// A control command, as decoded from the header (docs/ABI.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ctl {
+    /// KEVENT_CTL_ADD.
+    Add,
+    /// KEVENT_CTL_REMOVE.
+    Remove,
+    /// KEVENT_CTL_MODIFY.
+    Modify,
+    /// KEVENT_CTL_WAIT or the WAIT ioctl.
+    Wait,
+}
+
+/// How a WAIT sleeps (docs/ABI.md §3): it returns at most `num` events, wakes
+/// once `min` are ready, and gives up after `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitPlan {
+    /// Most events returned (hdr.num, capped at the per-queue limit).
+    pub num: u32,
+    /// Wake once this many are ready.
+    pub min: u32,
+    /// Sleep at most this long.
+    pub timeout: std::time::Duration,
+}
+
+impl WaitPlan {
+    /// The plan for a WAIT with header `num` and `timeout_ms`.
+    pub fn new(num: u32, timeout_ms: u32, max_kevents: u32) -> Self {
+        let (min, timeout) = match timeout_ms {
+            0 => (1, DEFAULT_WAIT),
+            ms => (num, std::time::Duration::from_millis(ms as u64)),
+        };
+        WaitPlan {
+            num: num.min(max_kevents),
+            min: min.min(num.min(max_kevents)),
+            timeout,
+        }
+    }
+}
+
+/// Events taken off a ready list for one WAIT, not yet written to the
+/// caller: [`Core::commit_taken`] once written, [`Core::restore_taken`] if
+/// the write failed (they go back to the front of the ready list).
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// The ukevents as delivered.
+    pub events: Vec<Ukevent>,
+    regs: Vec<RegId>,
 }
 
 /// Every queue of the daemon and the sources that feed them.
@@ -140,6 +199,32 @@ impl Core {
         }
     }
 
+    /// Checks a request before its argument is read (docs/ABI.md §2-3): the
+    /// queue exists, an ADD stays within the per-queue limit (ENFILE, and
+    /// nothing is read or written), REMOVE and MODIFY batches are bounded.
+    pub fn precheck(&self, q: QueueId, ctl: Ctl, num: u32) -> Result<(), Errno> {
+        let queue = self.queues.get(&q).ok_or(Errno::EBADF)?;
+        match ctl {
+            Ctl::Add if queue.len() as u64 + num as u64 > self.max_kevents as u64 => {
+                Err(Errno::ENFILE)
+            }
+            Ctl::Remove | Ctl::Modify if num as u64 > MAX_BATCH => Err(Errno::EINVAL),
+            _ => Ok(()),
+        }
+    }
+
+    /// The per-queue limit.
+    pub fn max_kevents(&self) -> u32 {
+        self.max_kevents
+    }
+
+    /// Undoes the registrations of an ADD whose write-back failed.
+    pub fn rollback_add(&mut self, added: &[RegId]) {
+        for &reg in added {
+            self.unregister(reg);
+        }
+    }
+
     /// ADD (docs/ABI.md §3).
     pub fn add(&mut self, q: QueueId, input: &[Ukevent], caller: &Caller) -> CtlOutput {
         let Some(queue) = self.queues.get(&q) else {
@@ -156,6 +241,7 @@ impl Core {
         }
         let mut last = Last::Queued;
         let mut out = Vec::new();
+        let mut added = Vec::new();
         for uk in input {
             if uk.type_ >= KEVENT_MAX {
                 // Written back unchanged, not registered (docs/ABI.md §3).
@@ -188,6 +274,7 @@ impl Core {
                         .get_mut(&q)
                         .expect("checked above")
                         .insert(uk.key(), reg);
+                    added.push(reg);
                     last = Last::Queued;
                 }
                 Outcome::Ready(ret_data) => {
@@ -214,6 +301,7 @@ impl Core {
             events: out,
             num: Some(n),
             result,
+            added,
         }
     }
 
@@ -241,11 +329,13 @@ impl Core {
             events,
             num: None,
             result: Ok(0),
+            added: Vec::new(),
         }
     }
 
     /// MODIFY (docs/ABI.md §3): new event mask and req_flags, ret_flags cleared,
-    /// readiness re-checked at once. Returns the output and whether the
+    /// readiness re-checked at once. A kevent already on the ready list
+    /// keeps its place and its DONE/BROKEN flags. Returns the output and whether the
     /// queue's ready list grew. `caller` made the MODIFY.
     pub fn modify(&mut self, q: QueueId, input: &[Ukevent], caller: &Caller) -> (CtlOutput, bool) {
         if !self.queues.contains_key(&q) {
@@ -263,7 +353,14 @@ impl Core {
                 let r = self.regs.get_mut(&reg).expect("indexed registration");
                 r.uk.event = uk.event;
                 r.uk.req_flags = uk.req_flags;
-                r.uk.ret_flags = 0;
+                // A kevent already on the ready list stays there, in its
+                // place, and keeps DONE (and BROKEN: its object is gone and
+                // it is unregistered after that delivery); only the new mask
+                // and req_flags apply to it (README, "MODIFY of a ready
+                // kevent").
+                if !r.ready {
+                    r.uk.ret_flags = 0;
+                }
                 let current = r.uk;
                 let src = self.sources[current.type_ as usize]
                     .as_mut()
@@ -284,6 +381,7 @@ impl Core {
                 events,
                 num: None,
                 result: Ok(0),
+                added: Vec::new(),
             },
             woke,
         )
@@ -381,6 +479,65 @@ impl Core {
         }
     }
 
+    /// Takes up to `n` ready kevents of `q` off the ready list for a WAIT
+    /// whose write into the caller happens outside any lock. Re-armed
+    /// kevents may fire again at once; ONESHOT and broken ones stay
+    /// registered (and coalesce further activity) until
+    /// [`Core::commit_taken`].
+    pub fn take_ready(&mut self, q: QueueId, n: usize) -> Taken {
+        let mut taken = Taken::default();
+        for _ in 0..n {
+            let Some(reg) = self.queues.get_mut(&q).and_then(|x| x.pop_ready()) else {
+                break;
+            };
+            let Some(r) = self.regs.get_mut(&reg) else {
+                continue;
+            };
+            let mut uk = r.uk;
+            let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
+            if let Some(src) = self.sources[uk.type_ as usize].as_mut() {
+                uk.ret_data = src.ret_data(reg);
+                if !done {
+                    r.ready = false;
+                    src.delivered(reg);
+                }
+            }
+            taken.events.push(uk);
+            taken.regs.push(reg);
+        }
+        taken
+    }
+
+    /// The taken events reached the caller: ONESHOT and broken kevents are
+    /// unregistered now.
+    pub fn commit_taken(&mut self, taken: Taken) {
+        for reg in taken.regs {
+            let Some(r) = self.regs.get(&reg) else {
+                continue;
+            };
+            if r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0 {
+                self.unregister(reg);
+            }
+        }
+    }
+
+    /// The write into the caller failed: the taken kevents that are still
+    /// registered go back to the front of the ready list, in order.
+    pub fn restore_taken(&mut self, q: QueueId, taken: Taken) {
+        for reg in taken.regs.into_iter().rev() {
+            let Some(r) = self.regs.get_mut(&reg) else {
+                continue;
+            };
+            let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
+            if done || !r.ready {
+                r.ready = true;
+                if let Some(queue) = self.queues.get_mut(&q) {
+                    queue.push_ready_front(reg);
+                }
+            }
+        }
+    }
+
     fn unregister(&mut self, reg: RegId) {
         let Some(r) = self.regs.remove(&reg) else {
             return;
@@ -405,6 +562,7 @@ impl CtlOutput {
             events: Vec::new(),
             num: None,
             result: Err(e),
+            added: Vec::new(),
         }
     }
 }

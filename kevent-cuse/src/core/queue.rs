@@ -69,6 +69,10 @@ impl Queue {
         self.ready.push_back(reg);
     }
 
+    pub(super) fn push_ready_front(&mut self, reg: RegId) {
+        self.ready.push_front(reg);
+    }
+
     pub(super) fn pop_ready(&mut self) -> Option<RegId> {
         self.ready.pop_front()
     }

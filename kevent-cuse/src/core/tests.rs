@@ -320,3 +320,50 @@ fn duplicate_keys_are_not_detected_and_remove_takes_the_oldest() {
     let (out, _) = core.modify(q, &[uk(100, 1)], &Caller::default());
     assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
 }
+
+#[test]
+fn modify_of_a_ready_kevent_keeps_done_and_its_place() {
+    let (mut core, st, q) = setup(1023);
+    core.add(q, &[uk(100, 1), uk(200, 2)], &Caller::default());
+    fire_all(&mut core, &st);
+    let mut m = uk(100, 1);
+    m.event = 0x30;
+    let (out, woke) = core.modify(q, &[m], &Caller::default());
+    assert!(!woke, "already on the ready list: it did not grow");
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
+    assert_eq!(core.ready_len(q), 2, "still ready, once");
+    let got = take(&mut core, q, 5);
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0].user[0], got[0].event),
+        (1, 0x30),
+        "same place, new mask"
+    );
+    assert_eq!(got[0].ret_flags, KEVENT_RET_DONE, "DONE kept");
+    assert_eq!(
+        core.queue(q).unwrap().len(),
+        2,
+        "re-armed, not unregistered"
+    );
+}
+
+#[test]
+fn modify_of_a_broken_ready_kevent_keeps_broken() {
+    let (mut core, st, q) = setup(1023);
+    core.add(q, &[uk(100, 1)], &Caller::default());
+    let reg = *st.lock().unwrap().live.iter().next().unwrap();
+    st.lock()
+        .unwrap()
+        .pending
+        .push(Notice { reg, broken: true });
+    core.process_source(FAKE, Instant::now());
+    core.modify(q, &[uk(100, 1)], &Caller::default());
+    let got = take(&mut core, q, 5);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
+    assert_eq!(
+        core.queue(q).unwrap().len(),
+        0,
+        "unregistered after delivery"
+    );
+}

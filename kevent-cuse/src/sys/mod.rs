@@ -4,6 +4,7 @@
 
 pub mod epoll_drain;
 pub mod fanotify;
+pub mod fuse_dev;
 pub mod fuse_uring;
 pub mod inotify;
 pub mod pidfd;

@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -71,7 +71,7 @@ pub fn serve(fd: OwnedFd, name: &str, mode: u32) -> Result<Served, SetupError> {
     );
     Ok(Served {
         kind: TransportKind::Cuse,
-        channel: Rc::new(ch),
+        channel: Arc::new(ch),
         node,
         created_file: false,
         io_uring: false,

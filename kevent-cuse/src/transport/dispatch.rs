@@ -1,26 +1,37 @@
-//! Requests to the core and back (docs/ABI.md §2-3, docs/WIRE.md).
+//! Requests to the core and back (docs/ABI.md §2-3, docs/WIRE.md), shared
+//! by every serving thread; the ABI's rules themselves live in
+//! [`crate::core`].
 //!
-//! The dispatcher never blocks: a WAIT that must sleep is parked by its
-//! request id and answered later, when enough events are ready, its timeout
-//! passes, an INTERRUPT for it arrives (a signal to the caller), or the
-//! daemon shuts down. Parking costs no thread, and other requests — an ADD
-//! from another thread of the same caller — go on being served meanwhile.
+//! One [`Dispatcher`] is shared by all serving threads and the event
+//! thread. Its state (the core, parked WAITs, pollers) sits behind one
+//! mutex that is held only for bookkeeping: never across a read or write of
+//! a caller's memory, never across a reply. A WAIT that must sleep is
+//! parked with its [`Reply`] and answered later, when enough events are
+//! ready, its timeout passes, an INTERRUPT for it arrives (a signal to the
+//! caller), or the daemon shuts down. Parking costs no thread.
+//!
+//! Each reply is one write into the caller (the ukevents and `hdr.num` as
+//! one contiguous range) and one message to the kernel. An ADD whose
+//! write-back fails is rolled back; a WAIT whose write-back fails puts its
+//! events back at the front of the ready list.
 
 use super::ioctl::{retry_for, retry_for_header, ArgMem};
+use super::reply::{Reply, Sink};
 use super::TransportKind;
-use crate::core::{Caller, Core, CtlOutput, Errno, QueueId};
+use crate::core::{Caller, Core, Ctl, CtlOutput, Errno, QueueId, Taken, WaitPlan};
 use crate::sys::remote_mem::{CallerMemory, MemError};
 use kevent_protocol::fuse::{self, ioctl_flags, opcode, InHeader, IoctlIn, Request};
 use kevent_protocol::kevent::*;
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 use tracing::{debug, info, warn};
 
-/// Where replies go (the channel fd, or a buffer in tests).
-pub trait ReplySink {
-    /// Writes one complete reply or notification.
-    fn send(&mut self, msg: &[u8]);
-}
+pub use super::reply::ReplySink;
+pub use crate::core::MAX_BATCH;
 
 /// Fixed settings of a dispatcher.
 #[derive(Debug, Clone)]
@@ -33,84 +44,101 @@ pub struct Config {
     pub file_mode: u32,
 }
 
-/// REMOVE and MODIFY batches above this size are refused with EINVAL: the
-/// daemon reads the whole batch at once and will not allocate without bound.
-pub const MAX_BATCH: u64 = 65536;
-
 /// `POLLIN | POLLRDNORM`: the kevent fd is readable while events are ready.
 const POLL_READABLE: u32 = (libc::POLLIN | libc::POLLRDNORM) as u32;
 
-/// Timeout 0 means "at least one event, or 1 second" (docs/ABI.md §3).
-const DEFAULT_WAIT: Duration = Duration::from_millis(1000);
+/// INTERRUPTs that found no parked WAIT are remembered this long: with
+/// several serving threads one may arrive before its WAIT is parked.
+const EARLY_INTERRUPT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct ParkedWait {
-    unique: u64,
+    reply: Reply,
     queue: QueueId,
     arg: ArgMem,
-    /// Most events to return.
-    num: u32,
-    /// Wake once this many are ready.
-    min: u32,
+    hdr: KeventUserControl,
+    plan: WaitPlan,
     deadline: Instant,
 }
 
-/// The daemon's request handling, independent of the transport's fd.
-pub struct Dispatcher {
-    cfg: Config,
+/// A WAIT being answered: its events are taken off the ready list; the
+/// write into the caller and the reply happen outside the lock.
+struct Completion {
+    reply: Reply,
+    queue: QueueId,
+    arg: ArgMem,
+    hdr: KeventUserControl,
+    taken: Taken,
+}
+
+/// What the state lock hands out to do after it is released.
+#[derive(Default)]
+struct Work {
+    completions: Vec<Completion>,
+    notify: Vec<Vec<u8>>,
+}
+
+struct State {
     core: Core,
-    mem: Box<dyn CallerMemory>,
-    sink: Box<dyn ReplySink>,
     parked: Vec<ParkedWait>,
     pollers: HashMap<QueueId, BTreeSet<u64>>,
-    destroyed: bool,
+    /// INTERRUPTs that came before their WAIT was parked.
+    early_interrupts: HashMap<u64, Instant>,
+    /// The deadline the event thread sleeps towards (None: no timeout).
+    armed: Option<Instant>,
+}
+
+/// The daemon's request handling, shared by threads.
+pub struct Dispatcher {
+    cfg: Config,
+    mem: Box<dyn CallerMemory + Send + Sync>,
+    /// Where poll notifications go (any fd of the connection).
+    notify: Sink,
+    state: Mutex<State>,
+    destroyed: AtomicBool,
     /// The RETRY fallback was used (logged once at info level).
-    used_retry: bool,
+    used_retry: AtomicBool,
+    /// Written to wake the event thread when its timeout must shrink.
+    kick: OwnedFd,
+    /// Copies of the sources' fds (same open files), by event type.
+    sources: Vec<(u32, OwnedFd)>,
 }
 
-enum Ctl {
-    Add,
-    Remove,
-    Modify,
-    Wait,
-}
+impl State {
+    fn queue_nonblock(&self, q: QueueId) -> bool {
+        self.core.queue(q).is_some_and(|x| x.nonblock)
+    }
 
-impl Dispatcher {
-    /// A dispatcher over `core`, replying through `sink`.
-    pub fn new(
-        cfg: Config,
-        core: Core,
-        mem: Box<dyn CallerMemory>,
-        sink: Box<dyn ReplySink>,
-    ) -> Self {
-        Dispatcher {
-            cfg,
-            core,
-            mem,
-            sink,
-            parked: Vec::new(),
-            pollers: HashMap::new(),
-            destroyed: false,
-            used_retry: false,
+    /// Takes the events for `pw` now.
+    fn complete(&mut self, pw: ParkedWait) -> Completion {
+        let taken = self.core.take_ready(pw.queue, pw.plan.num as usize);
+        Completion {
+            reply: pw.reply,
+            queue: pw.queue,
+            arg: pw.arg,
+            hdr: pw.hdr,
+            taken,
         }
     }
 
-    /// The core (for the reactor's source fds and deadlines).
-    pub fn core(&self) -> &Core {
-        &self.core
+    /// Queues whose ready list grew: pollers to notify, parked WAITs to
+    /// answer (FIFO among the WAITs parked on one queue).
+    fn after_ready(&mut self, queues: &[QueueId], work: &mut Work) {
+        for &q in queues {
+            if let Some(khs) = self.pollers.get(&q) {
+                work.notify
+                    .extend(khs.iter().map(|&kh| fuse::encode_notify_poll(kh)));
+            }
+            while let Some(i) = self.parked.iter().position(|p| p.queue == q) {
+                if self.core.ready_len(q) < self.parked[i].plan.min as usize {
+                    break;
+                }
+                let pw = self.parked.remove(i);
+                work.completions.push(self.complete(pw));
+            }
+        }
     }
 
-    /// True once the kernel sent DESTROY (the FUSE file was unmounted).
-    pub fn destroyed(&self) -> bool {
-        self.destroyed
-    }
-
-    /// Number of parked WAITs.
-    pub fn parked_count(&self) -> usize {
-        self.parked.len()
-    }
-
-    /// The earliest time something must happen without fd activity.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    fn next_deadline(&self) -> Option<Instant> {
         let waits = self.parked.iter().map(|p| p.deadline).min();
         match (waits, self.core.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -118,69 +146,203 @@ impl Dispatcher {
         }
     }
 
-    /// Handles one request as read from the channel.
-    pub fn handle(&mut self, buf: &[u8], now: Instant) {
+    /// True when the event thread sleeps past the current deadline.
+    fn needs_kick(&self) -> bool {
+        match (self.next_deadline(), self.armed) {
+            (Some(d), Some(a)) => d < a,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher over `core`; poll notifications go to `notify`.
+    pub fn new(
+        cfg: Config,
+        core: Core,
+        mem: Box<dyn CallerMemory + Send + Sync>,
+        notify: Sink,
+    ) -> std::io::Result<Self> {
+        let kick = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let sources = core
+            .source_fds()
+            .into_iter()
+            .map(|(ty, fd)| Ok((ty, fd.try_clone_to_owned()?)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(Dispatcher {
+            cfg,
+            mem,
+            notify,
+            state: Mutex::new(State {
+                core,
+                parked: Vec::new(),
+                pollers: HashMap::new(),
+                early_interrupts: HashMap::new(),
+                armed: None,
+            }),
+            destroyed: AtomicBool::new(false),
+            used_retry: AtomicBool::new(false),
+            kick,
+            sources,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic under the lock leaves consistent bookkeeping (no lock is
+        // held across anything that can fail halfway): keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the core (start-up, status, tests).
+    pub fn with_core<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        f(&mut self.lock().core)
+    }
+
+    /// The fd the event thread polls to learn that its timeout changed.
+    pub fn kick_fd(&self) -> BorrowedFd<'_> {
+        self.kick.as_fd()
+    }
+
+    /// The sources' fds by event type (the event thread polls them).
+    pub fn source_fds(&self) -> impl Iterator<Item = (u32, BorrowedFd<'_>)> {
+        self.sources.iter().map(|(ty, fd)| (*ty, fd.as_fd()))
+    }
+
+    /// Processes whatever the sources have pending right now, so that a
+    /// WAIT or POLL sees every event that happened before it was sent (the
+    /// 2006 kernel queued events synchronously). Never blocks: poll() with
+    /// a zero timeout, then the sources' non-blocking reads.
+    fn settle(&self, now: Instant) {
+        let mut fds: Vec<PollFd<'_>> = self
+            .sources
+            .iter()
+            .map(|(_, fd)| PollFd::new(fd, PollFlags::IN))
+            .collect();
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if !matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
+            return;
+        }
+        let ready: Vec<u32> = fds
+            .iter()
+            .zip(&self.sources)
+            .filter(|(f, _)| !f.revents().is_empty())
+            .map(|(_, (ty, _))| *ty)
+            .collect();
+        drop(fds);
+        for ty in ready {
+            self.source_ready(ty, now);
+        }
+    }
+
+    /// Empties the kick eventfd (the event thread, after waking).
+    pub fn drain_kick(&self) {
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(&self.kick, &mut b);
+    }
+
+    /// Wakes the event thread.
+    pub fn kick(&self) {
+        let _ = rustix::io::write(&self.kick, &1u64.to_ne_bytes());
+    }
+
+    /// True once the kernel sent DESTROY or a reader saw the connection go.
+    pub fn destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
+    }
+
+    /// A serving thread saw the connection end: the event thread stops.
+    pub fn disconnected(&self) {
+        self.destroyed.store(true, Ordering::Release);
+        self.kick();
+    }
+
+    /// Number of parked WAITs.
+    pub fn parked_count(&self) -> usize {
+        self.lock().parked.len()
+    }
+
+    /// The earliest time something must happen without fd activity; the
+    /// event thread sleeps until then (a later, earlier deadline kicks it).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut st = self.lock();
+        let d = st.next_deadline();
+        st.armed = d;
+        d
+    }
+
+    /// Handles one request as read from the channel; replies go to `sink`
+    /// (the fd that read it).
+    pub fn handle(&self, buf: &[u8], sink: &Sink, now: Instant) {
         let msg = match fuse::decode(buf) {
             Ok(m) => m,
             Err(e) => {
                 warn!("undecodable request: {e}");
                 if let Some(u) = buf.get(8..16) {
                     let unique = u64::from_ne_bytes(u.try_into().expect("8 bytes"));
-                    self.sink.send(&fuse::reply_error(unique, libc::EIO));
+                    Reply::new(unique, sink.clone()).error(Errno::EIO);
                 }
                 return;
             }
         };
         debug!("{msg}");
         let h = msg.header;
-        let unique = h.unique;
+        let reply = Reply::new(h.unique, sink.clone());
         match msg.request {
             Request::Init { .. } | Request::CuseInit { .. } => {
                 warn!("second INIT ignored");
-                self.error(unique, Errno::EIO);
+                reply.error(Errno::EIO);
             }
             Request::Open { flags } => {
                 let nonblock = flags & libc::O_NONBLOCK as u32 != 0;
-                let q = self.core.open(nonblock);
+                let q = self.lock().core.open(nonblock);
                 debug!("queue {q} opened (nonblock={nonblock})");
                 let body = fuse::encode_open_out(q, fuse::FOPEN_DIRECT_IO | fuse::FOPEN_STREAM);
-                self.sink.send(&fuse::reply(unique, &body));
+                reply.ok(&body);
             }
             Request::Release { fh } => {
-                self.release(fh, now);
-                self.sink.send(&fuse::reply(unique, &[]));
+                self.release(fh);
+                reply.ok(&[]);
             }
-            Request::Flush { .. } => self.sink.send(&fuse::reply(unique, &[])),
+            Request::Flush { .. } => reply.ok(&[]),
             Request::Getattr => match self.cfg.transport {
                 TransportKind::FuseFile => {
                     let secs = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
                     let mode = libc::S_IFREG | (self.cfg.file_mode & 0o7777);
-                    let body = fuse::encode_attr_out(1, mode, 0, 0, secs);
-                    self.sink.send(&fuse::reply(unique, &body));
+                    reply.ok(&fuse::encode_attr_out(1, mode, 0, 0, secs));
                 }
-                TransportKind::Cuse => self.error(unique, Errno::ENOSYS),
+                _ => reply.error(Errno::ENOSYS),
             },
-            Request::Interrupt { unique: target } => self.interrupt(target, now),
-            Request::Ioctl(io) => self.ioctl(&h, &io, now),
+            Request::Interrupt { unique: target } => {
+                reply.none();
+                self.interrupt(target, now);
+            }
+            Request::Ioctl(io) => self.ioctl(reply, &h, &io, now),
             Request::Poll { fh, kh, flags, .. } => {
-                let revents = if self.core.ready_len(fh) > 0 {
-                    POLL_READABLE
-                } else {
-                    0
+                self.settle(now);
+                let revents = {
+                    let mut st = self.lock();
+                    if flags & fuse::FUSE_POLL_SCHEDULE_NOTIFY != 0 && st.core.queue(fh).is_some() {
+                        st.pollers.entry(fh).or_default().insert(kh);
+                    }
+                    if st.core.ready_len(fh) > 0 {
+                        POLL_READABLE
+                    } else {
+                        0
+                    }
                 };
-                if flags & fuse::FUSE_POLL_SCHEDULE_NOTIFY != 0 && self.core.queue(fh).is_some() {
-                    self.pollers.entry(fh).or_default().insert(kh);
-                }
-                self.sink
-                    .send(&fuse::reply(unique, &fuse::encode_poll_out(revents)));
+                reply.ok(&fuse::encode_poll_out(revents));
             }
             Request::Destroy => {
-                self.destroyed = true;
-                self.sink.send(&fuse::reply(unique, &[]));
+                reply.ok(&[]);
+                self.disconnected();
             }
-            Request::Forget => {}
+            Request::Forget => reply.none(),
             Request::Other(op) => {
                 let e = match op {
                     // The 2006 device had no read or write.
@@ -192,54 +354,52 @@ impl Dispatcher {
                     // xattrs, statfs, access...), with no other effect.
                     _ => Errno::ENOSYS,
                 };
-                self.error(unique, e);
+                reply.error(e);
             }
         }
     }
 
-    fn error(&mut self, unique: u64, e: Errno) {
-        self.sink.send(&fuse::reply_error(unique, e.0));
-    }
-
-    fn retry(&mut self, unique: u64, ins_outs: (Vec<fuse::IoctlIovec>, Vec<fuse::IoctlIovec>)) {
+    fn retry(&self, reply: Reply, ins_outs: (Vec<fuse::IoctlIovec>, Vec<fuse::IoctlIovec>)) {
         let (ins, outs) = ins_outs;
-        debug!("u={unique} RETRY in={ins:?} out={outs:?}");
-        self.sink
-            .send(&fuse::reply(unique, &fuse::encode_ioctl_retry(&ins, &outs)));
+        debug!("u={} RETRY in={ins:?} out={outs:?}", reply.unique());
+        reply.ok(&fuse::encode_ioctl_retry(&ins, &outs));
     }
 
     /// The caller's memory is out of reach: gather it with RETRY when the
     /// transport allows, otherwise refuse.
     fn unreachable(
-        &mut self,
-        unique: u64,
+        &self,
+        reply: Reply,
         can_retry: bool,
         retry: (Vec<fuse::IoctlIovec>, Vec<fuse::IoctlIovec>),
     ) {
         if can_retry {
-            if !self.used_retry {
-                self.used_retry = true;
-                info!("u={unique}: caller memory out of reach; using the CUSE RETRY exchange (logged once)");
+            if !self.used_retry.swap(true, Ordering::Relaxed) {
+                info!(
+                    "u={}: caller memory out of reach; using the CUSE RETRY exchange (logged once)",
+                    reply.unique()
+                );
             }
-            self.retry(unique, retry);
+            self.retry(reply, retry);
         } else {
-            warn!("u={unique}: the caller's memory is out of the daemon's reach");
-            self.error(unique, Errno::EPERM);
+            warn!(
+                "u={}: the caller's memory is out of the daemon's reach",
+                reply.unique()
+            );
+            reply.error(Errno::EPERM);
         }
     }
 
-    fn ioctl(&mut self, h: &InHeader, io: &IoctlIn<'_>, now: Instant) {
-        let unique = h.unique;
+    fn ioctl(&self, reply: Reply, h: &InHeader, io: &IoctlIn<'_>, now: Instant) {
         let wait_ioctl = match io.cmd {
             KEVENT_USER_CTL => false,
             KEVENT_USER_WAIT => true,
             // docs/ABI.md §2: "Any other ioctl number: -1/ENODEV".
-            _ => return self.error(unique, Errno::ENODEV),
+            _ => return reply.error(Errno::ENODEV),
         };
-        let Some(queue) = self.core.queue(io.fh) else {
-            return self.error(unique, Errno::EBADF);
-        };
-        let registered = queue.len() as u64;
+        if self.lock().core.queue(io.fh).is_none() {
+            return reply.error(Errno::EBADF);
+        }
         let unrestricted = io.flags & ioctl_flags::FUSE_IOCTL_UNRESTRICTED != 0;
         let can_retry = unrestricted && self.cfg.transport == TransportKind::Cuse;
 
@@ -250,14 +410,14 @@ impl Dispatcher {
         } else {
             match self.mem.read(h.pid, io.arg, KeventUserControl::SIZE) {
                 Ok(b) => b,
-                Err(MemError::Fault) => return self.error(unique, Errno::EINVAL),
+                Err(MemError::Fault) => return reply.error(Errno::EINVAL),
                 Err(MemError::Denied) => {
-                    return self.unreachable(unique, can_retry, retry_for_header(io.arg))
+                    return self.unreachable(reply, can_retry, retry_for_header(io.arg))
                 }
             }
         };
         let Some(hdr) = KeventUserControl::decode(&hdr_bytes) else {
-            return self.error(unique, Errno::EINVAL);
+            return reply.error(Errno::EINVAL);
         };
         let ctl = match (wait_ioctl, hdr.cmd) {
             (true, _) | (false, KEVENT_CTL_WAIT) => Ctl::Wait,
@@ -265,19 +425,13 @@ impl Dispatcher {
             (false, KEVENT_CTL_REMOVE) => Ctl::Remove,
             (false, KEVENT_CTL_MODIFY) => Ctl::Modify,
             // INIT through the ioctl and anything else (docs/ABI.md §2, §5.3).
-            _ => return self.error(unique, Errno::EINVAL),
+            _ => return reply.error(Errno::EINVAL),
         };
+        if let Err(e) = self.lock().core.precheck(io.fh, ctl, hdr.num) {
+            return reply.error(e);
+        }
         let num = hdr.num as u64;
         let array = num * Ukevent::SIZE as u64;
-        match ctl {
-            Ctl::Add if registered + num > self.cfg.max_kevents as u64 => {
-                return self.error(unique, Errno::ENFILE)
-            }
-            Ctl::Remove | Ctl::Modify if num > MAX_BATCH => {
-                return self.error(unique, Errno::EINVAL)
-            }
-            _ => {}
-        }
         let hsize = KeventUserControl::SIZE as u64;
         let (in_len, out_len) = match ctl {
             Ctl::Wait => (
@@ -286,209 +440,256 @@ impl Dispatcher {
             ),
             _ => (hsize + array, hsize + array),
         };
-        let mut arg = if unrestricted && !io.data.is_empty() {
+        let arg = if unrestricted && !io.data.is_empty() {
             if io.in_size as u64 == in_len && io.out_size as u64 == out_len {
                 ArgMem::gathered(io.arg, io.data, out_len as usize)
             } else {
-                return self.retry(unique, retry_for(io.arg, in_len, out_len));
+                return self.retry(reply, retry_for(io.arg, in_len, out_len));
             }
         } else {
             ArgMem::remote(h.pid, io.arg)
         };
         let full_retry = retry_for(io.arg, in_len, out_len);
-
-        if let Ctl::Wait = ctl {
-            // Fail now, not after the sleep, when the header is unwritable.
-            if !arg.is_gathered() {
-                match self.mem.write(h.pid, io.arg, &hdr_bytes[..12]) {
-                    Ok(()) => {}
-                    Err(MemError::Fault) => return self.error(unique, Errno::EINVAL),
-                    Err(MemError::Denied) => {
-                        return self.unreachable(unique, can_retry, full_retry)
-                    }
-                }
-            }
-            return self.wait(unique, io.fh, arg, hdr, now);
+        if !arg.is_gathered() && h.pid == 0 {
+            // The caller is not visible in the daemon's pid namespace.
+            return self.unreachable(reply, can_retry, full_retry);
         }
-
+        if ctl == Ctl::Wait {
+            return self.wait(reply, io.fh, arg, hdr, now);
+        }
         let body = match arg.read(self.mem.as_ref(), KeventUserControl::SIZE, array as usize) {
             Ok(b) => b,
-            Err(MemError::Fault) => return self.error(unique, Errno::EINVAL),
-            Err(MemError::Denied) => return self.unreachable(unique, can_retry, full_retry),
+            Err(MemError::Fault) => return reply.error(Errno::EINVAL),
+            Err(MemError::Denied) => return self.unreachable(reply, can_retry, full_retry),
         };
-        if !arg.is_gathered() {
-            // Probe: write the same bytes back, so that an unwritable
-            // argument fails with EINVAL before anything is registered.
-            let mut all = hdr_bytes[..12].to_vec();
-            all.extend_from_slice(&body);
-            match self.mem.write(h.pid, io.arg, &all) {
-                Ok(()) => {}
-                Err(MemError::Fault) => return self.error(unique, Errno::EINVAL),
-                Err(MemError::Denied) => return self.unreachable(unique, can_retry, full_retry),
-            }
-        }
         let input = Ukevent::decode_array(&body, num as usize).expect("read num*40 bytes");
         let caller = Caller {
             tid: h.pid,
             uid: h.uid,
             gid: h.gid,
         };
-        let (out, woke) = match ctl {
-            Ctl::Add => (self.core.add(io.fh, &input, &caller), false),
-            Ctl::Remove => (self.core.remove(io.fh, &input), false),
-            Ctl::Modify => self.core.modify(io.fh, &input, &caller),
-            Ctl::Wait => unreachable!("handled above"),
+        let mut work = Work::default();
+        let (out, kick) = {
+            let mut st = self.lock();
+            let out = match ctl {
+                Ctl::Add => st.core.add(io.fh, &input, &caller),
+                Ctl::Remove => st.core.remove(io.fh, &input),
+                Ctl::Modify => {
+                    let (out, woke) = st.core.modify(io.fh, &input, &caller);
+                    if woke {
+                        st.after_ready(&[io.fh], &mut work);
+                    }
+                    out
+                }
+                Ctl::Wait => unreachable!("handled above"),
+            };
+            (out, st.needs_kick())
         };
+        if kick {
+            self.kick();
+        }
         debug!(
-            "u={unique} {} num={num} -> {:?} ({} written back)",
+            "u={} {} num={num} -> {:?} ({} written back)",
+            reply.unique(),
             ctl_name(hdr.cmd),
             out.result,
             out.events.len()
         );
-        self.finish_ctl(unique, &mut arg, out, out_len as usize);
-        if woke {
-            self.after_ready(&[io.fh], now);
-        }
+        self.finish_ctl(reply, arg, hdr, out, out_len as usize);
+        self.run(work);
     }
 
-    fn finish_ctl(&mut self, unique: u64, arg: &mut ArgMem, out: CtlOutput, out_len: usize) {
-        let mem = self.mem.as_ref();
-        let written = arg
-            .write_events(mem, &out.events)
-            .and_then(|()| out.num.map_or(Ok(()), |n| arg.write_num(mem, n)));
-        if let Err(e) = written {
-            // Only possible if the caller changed its mappings meanwhile.
-            warn!("u={unique}: write-back failed: {e}");
-            return self.error(unique, Errno::EINVAL);
+    fn finish_ctl(
+        &self,
+        reply: Reply,
+        mut arg: ArgMem,
+        hdr: KeventUserControl,
+        out: CtlOutput,
+        out_len: usize,
+    ) {
+        let header = out.num.map(|n| (n, hdr.timeout));
+        if let Err(e) = arg.write_back(self.mem.as_ref(), header, &out.events) {
+            // Nothing reached the caller: an ADD is undone (a REMOVE or
+            // MODIFY has taken effect; the caller gets EINVAL all the same).
+            warn!("u={}: write-back failed: {e}", reply.unique());
+            if !out.added.is_empty() {
+                self.lock().core.rollback_add(&out.added);
+            }
+            return reply.error(Errno::EINVAL);
         }
-        let data = arg.reply_data(out_len).to_vec();
+        let data = arg.reply_data(out_len);
         match out.result {
-            Ok(n) => self.sink.send(&fuse::reply(
-                unique,
-                &fuse::encode_ioctl_out(n as i32, &data),
-            )),
+            Ok(n) => reply.ok(&fuse::encode_ioctl_out(n as i32, data)),
             // Data travels only on the RETRY path; there a negative result
             // with header error 0 still reaches the caller as -1/errno.
-            Err(e) if arg.is_gathered() => self
-                .sink
-                .send(&fuse::reply(unique, &fuse::encode_ioctl_out(-e.0, &data))),
-            Err(e) => self.error(unique, e),
+            Err(e) if arg.is_gathered() => reply.ok(&fuse::encode_ioctl_out(-e.0, data)),
+            Err(e) => reply.error(e),
         }
     }
 
-    fn wait(&mut self, unique: u64, q: QueueId, arg: ArgMem, hdr: KeventUserControl, now: Instant) {
-        let timeout = match hdr.timeout {
-            0 => DEFAULT_WAIT,
-            ms => Duration::from_millis(ms as u64),
-        };
+    fn wait(&self, reply: Reply, q: QueueId, arg: ArgMem, hdr: KeventUserControl, now: Instant) {
+        self.settle(now);
+        let plan = WaitPlan::new(hdr.num, hdr.timeout, self.cfg.max_kevents);
         let pw = ParkedWait {
-            unique,
+            reply,
             queue: q,
             arg,
-            num: hdr.num,
-            min: if hdr.timeout == 0 { 1 } else { hdr.num },
-            deadline: now + timeout,
+            hdr,
+            plan,
+            deadline: now + plan.timeout,
         };
-        let nonblock = self.core.queue(q).is_some_and(|x| x.nonblock);
-        if pw.num == 0 || nonblock || self.core.ready_len(q) >= pw.min as usize {
-            self.complete(pw);
-        } else {
-            debug!("u={unique} WAIT parked (num={} min={})", pw.num, pw.min);
-            self.parked.push(pw);
+        let (done, kick) = {
+            let mut st = self.lock();
+            let interrupted = st.early_interrupts.remove(&pw.reply.unique()).is_some();
+            if pw.plan.num == 0
+                || interrupted
+                || st.queue_nonblock(q)
+                || st.core.ready_len(q) >= pw.plan.min as usize
+            {
+                (Some(st.complete(pw)), false)
+            } else {
+                debug!(
+                    "u={} WAIT parked (num={} min={})",
+                    pw.reply.unique(),
+                    pw.plan.num,
+                    pw.plan.min
+                );
+                st.parked.push(pw);
+                (None, st.needs_kick())
+            }
+        };
+        if kick {
+            self.kick();
+        }
+        if let Some(c) = done {
+            self.deliver(c);
         }
     }
 
-    /// Answers a WAIT with what is ready now (possibly nothing).
-    fn complete(&mut self, mut pw: ParkedWait) {
-        let cap = (pw.num as usize).min(self.cfg.max_kevents as usize);
-        let evs = self.core.peek_ready(pw.queue, cap);
-        let mem = self.mem.as_ref();
-        let written = pw
-            .arg
-            .write_events(mem, &evs)
-            .and_then(|()| pw.arg.write_num(mem, evs.len() as u32));
+    /// Writes a WAIT's events into the caller (one write) and answers it.
+    fn deliver(&self, mut c: Completion) {
+        let n = c.taken.events.len();
+        let written = c.arg.write_back(
+            self.mem.as_ref(),
+            Some((n as u32, c.hdr.timeout)),
+            &c.taken.events,
+        );
         if let Err(e) = written {
             // The events stay on the ready list for the next WAIT.
-            debug!("u={} WAIT write-back failed: {e}", pw.unique);
-            return self.error(pw.unique, Errno::EINVAL);
+            debug!("u={} WAIT write-back failed: {e}", c.reply.unique());
+            self.lock().core.restore_taken(c.queue, c.taken);
+            return c.reply.error(match e {
+                MemError::Fault => Errno::EINVAL,
+                MemError::Denied => Errno::EPERM,
+            });
         }
-        self.core.commit_delivered(pw.queue, evs.len());
-        let data = pw
+        self.lock().core.commit_taken(c.taken);
+        let data = c
             .arg
-            .reply_data(KeventUserControl::SIZE + evs.len() * Ukevent::SIZE)
-            .to_vec();
-        debug!("u={} WAIT -> {}", pw.unique, evs.len());
-        self.sink.send(&fuse::reply(
-            pw.unique,
-            &fuse::encode_ioctl_out(evs.len() as i32, &data),
-        ));
+            .reply_data(KeventUserControl::SIZE + n * Ukevent::SIZE);
+        debug!("u={} WAIT -> {n}", c.reply.unique());
+        c.reply.ok(&fuse::encode_ioctl_out(n as i32, data));
     }
 
-    /// Queues whose ready list grew: wake pollers and parked WAITs.
-    pub fn after_ready(&mut self, queues: &[QueueId], _now: Instant) {
-        for &q in queues {
-            if let Some(khs) = self.pollers.get(&q) {
-                let msgs: Vec<Vec<u8>> =
-                    khs.iter().map(|&kh| fuse::encode_notify_poll(kh)).collect();
-                for m in msgs {
-                    self.sink.send(&m);
-                }
-            }
-            // FIFO among the WAITs parked on this queue.
-            while let Some(i) = self.parked.iter().position(|p| p.queue == q) {
-                if self.core.ready_len(q) < self.parked[i].min as usize {
-                    break;
-                }
-                let pw = self.parked.remove(i);
-                self.complete(pw);
-            }
+    /// Does what the lock handed out: notifications, then WAIT answers.
+    fn run(&self, work: Work) {
+        for m in &work.notify {
+            self.notify.send(m);
+        }
+        for c in work.completions {
+            self.deliver(c);
         }
     }
 
-    /// Source fd `ty` is readable.
-    pub fn source_ready(&mut self, ty: u32, now: Instant) {
-        let woke = self.core.process_source(ty, now);
-        self.after_ready(&woke, now);
-    }
-
-    /// Time passed: expire WAITs and run source deadlines.
-    pub fn tick(&mut self, now: Instant) {
-        let woke = self.core.process_deadlines(now);
-        self.after_ready(&woke, now);
-        while let Some(i) = self.parked.iter().position(|p| p.deadline <= now) {
-            let pw = self.parked.remove(i);
-            self.complete(pw);
+    /// Source fd `ty` is readable (event thread).
+    pub fn source_ready(&self, ty: u32, now: Instant) {
+        let mut work = Work::default();
+        {
+            let mut st = self.lock();
+            let woke = st.core.process_source(ty, now);
+            st.after_ready(&woke, &mut work);
         }
+        self.run(work);
     }
 
-    fn interrupt(&mut self, target: u64, _now: Instant) {
+    /// Time passed: expire WAITs and run source deadlines (event thread).
+    pub fn tick(&self, now: Instant) {
+        let mut work = Work::default();
+        {
+            let mut st = self.lock();
+            let woke = st.core.process_deadlines(now);
+            st.after_ready(&woke, &mut work);
+            while let Some(i) = st.parked.iter().position(|p| p.deadline <= now) {
+                let pw = st.parked.remove(i);
+                let c = st.complete(pw);
+                work.completions.push(c);
+            }
+            st.early_interrupts
+                .retain(|_, t| now.saturating_duration_since(*t) < EARLY_INTERRUPT_TTL);
+        }
+        self.run(work);
+    }
+
+    fn interrupt(&self, target: u64, now: Instant) {
         // A signal ends the sleep: answer with what is ready (docs/ABI.md §3).
-        if let Some(i) = self.parked.iter().position(|p| p.unique == target) {
+        let c = {
+            let mut st = self.lock();
+            match st.parked.iter().position(|p| p.reply.unique() == target) {
+                Some(i) => {
+                    let pw = st.parked.remove(i);
+                    Some(st.complete(pw))
+                }
+                None => {
+                    // Not parked (yet): a serving thread may be about to
+                    // park it. Remembered for a while, bounded.
+                    if st.early_interrupts.len() >= 4096 {
+                        st.early_interrupts
+                            .retain(|_, t| now.saturating_duration_since(*t) < EARLY_INTERRUPT_TTL);
+                    }
+                    if st.early_interrupts.len() < 4096 {
+                        st.early_interrupts.insert(target, now);
+                    }
+                    None
+                }
+            }
+        };
+        if let Some(c) = c {
             debug!("u={target} WAIT interrupted");
-            let pw = self.parked.remove(i);
-            self.complete(pw);
+            self.deliver(c);
         }
     }
 
-    fn release(&mut self, q: QueueId, _now: Instant) {
-        while let Some(i) = self.parked.iter().position(|p| p.queue == q) {
-            let pw = self.parked.remove(i);
-            self.complete(pw);
+    fn release(&self, q: QueueId) {
+        let mut work = Work::default();
+        {
+            let mut st = self.lock();
+            while let Some(i) = st.parked.iter().position(|p| p.queue == q) {
+                let pw = st.parked.remove(i);
+                let c = st.complete(pw);
+                work.completions.push(c);
+            }
+            st.pollers.remove(&q);
+            st.core.release(q);
         }
-        self.pollers.remove(&q);
-        self.core.release(q);
         debug!("queue {q} released");
+        self.run(work);
     }
 
     /// Shutdown: every parked WAIT is answered so no caller stays blocked.
-    pub fn shutdown(&mut self) {
-        let parked = std::mem::take(&mut self.parked);
-        if !parked.is_empty() {
-            info!("answering {} parked WAIT(s) before exit", parked.len());
+    pub fn shutdown(&self) {
+        let mut work = Work::default();
+        {
+            let mut st = self.lock();
+            let parked = std::mem::take(&mut st.parked);
+            if !parked.is_empty() {
+                info!("answering {} parked WAIT(s) before exit", parked.len());
+            }
+            for pw in parked {
+                let c = st.complete(pw);
+                work.completions.push(c);
+            }
         }
-        for pw in parked {
-            self.complete(pw);
-        }
+        self.run(work);
     }
 }
 

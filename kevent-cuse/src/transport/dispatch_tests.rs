@@ -3,10 +3,11 @@
 
 use super::*;
 use crate::sources::{Notice, Outcome, Source};
+use crate::transport::reply::ReplySink;
 use kevent_protocol::bytes::Writer;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const TID: u32 = 4242;
 const ARG: u64 = 0x10_0000;
@@ -14,30 +15,42 @@ const ARG: u64 = 0x10_0000;
 /// One caller's memory: `len` bytes at ARG; reads or writes outside fault.
 #[derive(Clone)]
 struct FakeMem {
-    mem: Rc<RefCell<Vec<u8>>>,
-    readonly: bool,
-    reachable: bool,
+    mem: Arc<Mutex<Vec<u8>>>,
+    readonly: Arc<AtomicBool>,
+    reachable: Arc<AtomicBool>,
+}
+
+impl FakeMem {
+    fn borrow(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.mem.lock().unwrap()
+    }
+    fn set_readonly(&self, v: bool) {
+        self.readonly.store(v, Ordering::SeqCst)
+    }
+    fn set_reachable(&self, v: bool) {
+        self.reachable.store(v, Ordering::SeqCst)
+    }
 }
 
 impl CallerMemory for FakeMem {
     fn read(&self, tid: u32, addr: u64, len: usize) -> Result<Vec<u8>, MemError> {
-        if !self.reachable || tid != TID {
+        if !self.reachable.load(Ordering::SeqCst) || tid != TID {
             return Err(MemError::Denied);
         }
-        let m = self.mem.borrow();
+        let m = self.borrow();
         let off = addr.checked_sub(ARG).ok_or(MemError::Fault)? as usize;
         m.get(off..off + len)
             .map(<[u8]>::to_vec)
             .ok_or(MemError::Fault)
     }
     fn write(&self, tid: u32, addr: u64, data: &[u8]) -> Result<(), MemError> {
-        if !self.reachable || tid != TID {
+        if !self.reachable.load(Ordering::SeqCst) || tid != TID {
             return Err(MemError::Denied);
         }
-        if self.readonly {
+        if self.readonly.load(Ordering::SeqCst) {
             return Err(MemError::Fault);
         }
-        let mut m = self.mem.borrow_mut();
+        let mut m = self.borrow();
         let off = addr.checked_sub(ARG).ok_or(MemError::Fault)? as usize;
         m.get_mut(off..off + data.len())
             .ok_or(MemError::Fault)?
@@ -47,10 +60,10 @@ impl CallerMemory for FakeMem {
 }
 
 #[derive(Clone, Default)]
-struct Sink(Rc<RefCell<Vec<Vec<u8>>>>);
-impl ReplySink for Sink {
-    fn send(&mut self, msg: &[u8]) {
-        self.0.borrow_mut().push(msg.to_vec());
+struct TestSink(Arc<Mutex<Vec<Vec<u8>>>>);
+impl ReplySink for TestSink {
+    fn send(&self, msg: &[u8]) {
+        self.0.lock().unwrap().push(msg.to_vec());
     }
 }
 
@@ -90,7 +103,8 @@ impl Source for FakeSrc {
 struct Rig {
     d: Dispatcher,
     mem: FakeMem,
-    sink: Sink,
+    sink: TestSink,
+    chan: Sink,
     notices: Arc<Mutex<Vec<Notice>>>,
     live: Arc<Mutex<Vec<RegId>>>,
     unique: u64,
@@ -106,11 +120,12 @@ fn rig(transport: TransportKind) -> Rig {
         Box::new(FakeSrc(notices.clone(), live.clone())),
     );
     let mem = FakeMem {
-        mem: Rc::new(RefCell::new(vec![0; 4096])),
-        readonly: false,
-        reachable: true,
+        mem: Arc::new(Mutex::new(vec![0; 4096])),
+        readonly: Arc::new(AtomicBool::new(false)),
+        reachable: Arc::new(AtomicBool::new(true)),
     };
-    let sink = Sink::default();
+    let sink = TestSink::default();
+    let chan: Sink = Arc::new(sink.clone());
     let d = Dispatcher::new(
         Config {
             transport,
@@ -119,12 +134,14 @@ fn rig(transport: TransportKind) -> Rig {
         },
         core,
         Box::new(mem.clone()),
-        Box::new(sink.clone()),
-    );
+        chan.clone(),
+    )
+    .unwrap();
     let mut r = Rig {
         d,
         mem,
         sink,
+        chan,
         notices,
         live,
         unique: 100,
@@ -186,11 +203,12 @@ impl Rig {
         self.unique
     }
     fn replies(&self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut *self.sink.0.borrow_mut())
+        std::mem::take(&mut *self.sink.0.lock().unwrap())
     }
     fn open(&mut self, flags: u32) -> u64 {
         let u = self.next();
-        self.d.handle(
+        self.d.handle_t(
+            &self.chan,
             &request(
                 opcode::FUSE_OPEN,
                 u,
@@ -205,16 +223,16 @@ impl Rig {
         u64::from_ne_bytes(body[0..8].try_into().unwrap())
     }
     fn put_arg(&self, hdr: KeventUserControl, evs: &[Ukevent]) {
-        let mut m = self.mem.mem.borrow_mut();
+        let mut m = self.mem.borrow();
         m[..12].copy_from_slice(&hdr.encode());
         let a = Ukevent::encode_array(evs);
         m[12..12 + a.len()].copy_from_slice(&a);
     }
     fn hdr(&self) -> KeventUserControl {
-        KeventUserControl::decode(&self.mem.mem.borrow()[..12]).unwrap()
+        KeventUserControl::decode(&self.mem.borrow()[..12]).unwrap()
     }
     fn ev(&self, i: usize) -> Ukevent {
-        Ukevent::decode(&self.mem.mem.borrow()[12 + 40 * i..]).unwrap()
+        Ukevent::decode(&self.mem.borrow()[12 + 40 * i..]).unwrap()
     }
     /// Sends an ioctl; returns its unique.
     fn ioctl(&mut self, flags: u32, cmd: u32, data: &[u8], out_size: u32, pid: u32) -> u64 {
@@ -227,7 +245,8 @@ impl Rig {
             .u32(data.len() as u32)
             .u32(out_size)
             .bytes(data);
-        self.d.handle(
+        self.d.handle_t(
+            &self.chan,
             &request(opcode::FUSE_IOCTL, u, pid, &b.into_vec()),
             Instant::now(),
         );
@@ -274,8 +293,7 @@ fn cuse_fast_path_add_is_one_round_trip() {
 #[test]
 fn cuse_retry_path_gathers_header_then_array() {
     let mut r = rig(TransportKind::Cuse);
-    r.mem.reachable = false;
-    r.d.mem = Box::new(r.mem.clone());
+    r.mem.set_reachable(false);
     let hdr = ctl(KEVENT_CTL_ADD, 1, 0);
     let ev = timer(1, 9);
     // leg 1: no data -> RETRY for the 12-byte header only
@@ -315,8 +333,7 @@ fn cuse_retry_path_gathers_header_then_array() {
 #[test]
 fn retry_leg_with_stale_sizes_asks_again() {
     let mut r = rig(TransportKind::Cuse);
-    r.mem.reachable = false;
-    r.d.mem = Box::new(r.mem.clone());
+    r.mem.set_reachable(false);
     // The header now says num=2 but the kernel gathered room for one.
     let data = [
         ctl(KEVENT_CTL_ADD, 2, 0).encode().to_vec(),
@@ -334,7 +351,11 @@ fn retry_leg_with_stale_sizes_asks_again() {
     let (_, oflags, iovs) = ioctl_result(&body);
     assert_eq!(oflags, ioctl_flags::FUSE_IOCTL_RETRY);
     assert_eq!(&iovs[8..16], &92u64.to_ne_bytes());
-    assert_eq!(r.d.core().registration_count(), 0, "nothing registered");
+    assert_eq!(
+        r.d.with_core(|c| c.registration_count()),
+        0,
+        "nothing registered"
+    );
 }
 
 #[test]
@@ -347,7 +368,7 @@ fn fuse_restricted_ioctl_uses_the_kernels_header_copy() {
     assert_eq!((uu, err), (u, 0));
     assert_eq!(ioctl_result(&body), (0, 0, vec![]));
     assert_eq!(r.hdr().num, 0, "num rewritten in the caller's memory");
-    assert_eq!(r.d.core().registration_count(), 1);
+    assert_eq!(r.d.with_core(|c| c.registration_count()), 1);
 }
 
 #[test]
@@ -381,18 +402,17 @@ fn unreadable_array_is_einval_and_registers_nothing() {
     r.put_arg(ctl(KEVENT_CTL_ADD, 200, 0), &[]); // 200*40 > 4096 bytes mapped
     let u = r.cuse_ioctl(KEVENT_USER_CTL);
     assert_eq!(parse(&r.replies()[0]), (u, -libc::EINVAL, vec![]));
-    assert_eq!(r.d.core().registration_count(), 0);
+    assert_eq!(r.d.with_core(|c| c.registration_count()), 0);
 }
 
 #[test]
 fn unwritable_argument_is_einval_and_registers_nothing() {
     let mut r = rig(TransportKind::Cuse);
     r.put_arg(ctl(KEVENT_CTL_ADD, 1, 0), &[timer(100, 0)]);
-    r.mem.readonly = true;
-    r.d.mem = Box::new(r.mem.clone());
+    r.mem.set_readonly(true);
     let u = r.cuse_ioctl(KEVENT_USER_CTL);
     assert_eq!(parse(&r.replies()[0]), (u, -libc::EINVAL, vec![]));
-    assert_eq!(r.d.core().registration_count(), 0);
+    assert_eq!(r.d.with_core(|c| c.registration_count()), 0);
 }
 
 #[test]
@@ -412,7 +432,8 @@ fn wait_parks_and_an_interrupt_answers_with_zero() {
     assert!(r.replies().is_empty(), "parked");
     assert_eq!(r.d.parked_count(), 1);
     let i = r.next();
-    r.d.handle(
+    r.d.handle_t(
+        &r.chan,
         &request(opcode::FUSE_INTERRUPT, i | 1, TID, &u.to_ne_bytes()),
         Instant::now(),
     );
@@ -484,11 +505,10 @@ fn wait_into_readonly_memory_keeps_the_events() {
     r.fire_all();
     r.replies();
     r.put_arg(ctl(KEVENT_CTL_WAIT, 1, 0), &[]);
-    r.mem.readonly = true;
-    r.d.mem = Box::new(r.mem.clone());
+    r.mem.set_readonly(true);
     let u = r.cuse_ioctl(KEVENT_USER_WAIT);
     assert_eq!(parse(&r.replies()[0]), (u, -libc::EINVAL, vec![]));
-    assert_eq!(r.d.core().ready_len(r.fh), 1);
+    assert_eq!(r.d.with_core(|c| c.ready_len(r.fh)), 1);
 }
 
 #[test]
@@ -504,7 +524,8 @@ fn poll_reports_readable_and_notifies_on_new_events() {
             .u64(0xabc)
             .u32(fuse::FUSE_POLL_SCHEDULE_NOTIFY)
             .u32(1);
-        r.d.handle(
+        r.d.handle_t(
+            &r.chan,
             &request(opcode::FUSE_POLL, u, TID, &b.into_vec()),
             Instant::now(),
         );
@@ -532,7 +553,8 @@ fn release_frees_the_queue_and_answers_nothing_twice() {
     let u = r.next();
     let mut b = Writer::default();
     b.u64(r.fh).u32(0).u32(0).u64(0);
-    r.d.handle(
+    r.d.handle_t(
+        &r.chan,
         &request(opcode::FUSE_RELEASE, u, 0, &b.into_vec()),
         Instant::now(),
     );
@@ -550,14 +572,14 @@ fn release_frees_the_queue_and_answers_nothing_twice() {
 
 #[test]
 fn garbage_requests_get_an_error_not_a_panic() {
-    let mut r = rig(TransportKind::Cuse);
+    let r = rig(TransportKind::Cuse);
     let mut req = request(opcode::FUSE_IOCTL, 77, TID, &[0u8; 8]);
-    r.d.handle(&req, Instant::now());
+    r.d.handle_t(&r.chan, &req, Instant::now());
     assert_eq!(parse(&r.replies()[0]), (77, -libc::EIO, vec![]));
     req.truncate(20);
-    r.d.handle(&req, Instant::now());
+    r.d.handle_t(&r.chan, &req, Instant::now());
     assert_eq!(parse(&r.replies()[0]).0, 77);
-    r.d.handle(&[1, 2, 3], Instant::now());
+    r.d.handle_t(&r.chan, &[1, 2, 3], Instant::now());
     assert!(r.replies().is_empty());
 }
 
@@ -591,7 +613,7 @@ fn random_requests_never_panic_and_replies_are_well_formed() {
         for i in 0..5000u64 {
             // Random caller memory: a header and some ukevents.
             {
-                let mut m = r.mem.mem.borrow_mut();
+                let mut m = r.mem.borrow();
                 for b in m.iter_mut().take(12 + 40 * 4) {
                     *b = rnd() as u8;
                 }
@@ -629,7 +651,11 @@ fn random_requests_never_panic_and_replies_are_well_formed() {
                 }
             }
             let pid = if rnd() % 5 == 0 { 0 } else { TID };
-            r.d.handle(&request(op, unique, pid, &body.into_vec()), Instant::now());
+            r.d.handle_t(
+                &r.chan,
+                &request(op, unique, pid, &body.into_vec()),
+                Instant::now(),
+            );
             if rnd() % 16 == 0 {
                 r.fire_all();
             }
@@ -652,5 +678,16 @@ fn random_requests_never_panic_and_replies_are_well_formed() {
             assert!(u == 0 || answered.insert(u), "request {u} answered twice");
         }
         assert_eq!(r.d.parked_count(), 0, "shutdown answers every parked WAIT");
+    }
+}
+
+/// The tests' spelling of [`Dispatcher::handle`] with the sink first.
+trait HandleT {
+    fn handle_t(&self, chan: &Sink, buf: &[u8], now: Instant);
+}
+
+impl HandleT for Dispatcher {
+    fn handle_t(&self, chan: &Sink, buf: &[u8], now: Instant) {
+        self.handle(buf, chan, now)
     }
 }

@@ -13,7 +13,7 @@ use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -58,7 +58,7 @@ pub fn serve_with(path: &Path, mode: u32, want_uring: bool) -> Result<Served, Se
     info!("FUSE file: serving {} (mode {mode:o})", path.display());
     Ok(Served {
         kind: TransportKind::FuseFile,
-        channel: Rc::new(ch),
+        channel: Arc::new(ch),
         node: path,
         created_file,
         io_uring,

@@ -100,18 +100,27 @@ impl ArgMem {
         }
     }
 
-    /// Writes back `hdr.num` (ADD and WAIT rewrite it).
-    pub fn write_num(&mut self, mem: &dyn CallerMemory, num: u32) -> Result<(), MemError> {
-        self.write(mem, KeventUserControl::OFFSET_NUM, &num.to_ne_bytes())
-    }
-
-    /// Writes ukevents packed from the start of the array.
-    pub fn write_events(
+    /// Writes the answer into the caller in ONE write: the ukevents packed
+    /// from the start of the array and, when `header` is given, `hdr.num`
+    /// (the write then starts at `hdr.num` and carries `hdr.timeout`
+    /// unchanged, so the bytes are contiguous).
+    pub fn write_back(
         &mut self,
         mem: &dyn CallerMemory,
+        header: Option<(u32, u32)>,
         evs: &[Ukevent],
     ) -> Result<(), MemError> {
-        self.write(mem, KeventUserControl::SIZE, &Ukevent::encode_array(evs))
+        let events = Ukevent::encode_array(evs);
+        match header {
+            Some((num, timeout)) => {
+                let mut buf = Vec::with_capacity(8 + events.len());
+                buf.extend_from_slice(&num.to_ne_bytes());
+                buf.extend_from_slice(&timeout.to_ne_bytes());
+                buf.extend_from_slice(&events);
+                self.write(mem, KeventUserControl::OFFSET_NUM, &buf)
+            }
+            None => self.write(mem, KeventUserControl::SIZE, &events),
+        }
     }
 }
 

@@ -7,6 +7,8 @@ pub mod cuse;
 pub mod dispatch;
 pub mod fuse_file;
 pub mod ioctl;
+pub mod readers;
+pub mod reply;
 pub mod uring;
 
 use kevent_protocol::fuse;
@@ -77,7 +79,7 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(fd: OwnedFd) -> Self {
+    pub fn new(fd: OwnedFd) -> Self {
         Channel { fd }
     }
 
@@ -154,12 +156,9 @@ impl AsFd for Channel {
     }
 }
 
-/// A [`dispatch::ReplySink`] writing to a shared channel.
-pub struct ChannelSink(pub std::rc::Rc<Channel>);
-
-impl dispatch::ReplySink for ChannelSink {
-    fn send(&mut self, msg: &[u8]) {
-        self.0.send(msg)
+impl reply::ReplySink for Channel {
+    fn send(&self, msg: &[u8]) {
+        Channel::send(self, msg)
     }
 }
 
@@ -169,7 +168,7 @@ pub struct Served {
     /// Which transport.
     pub kind: TransportKind,
     /// The channel.
-    pub channel: std::rc::Rc<Channel>,
+    pub channel: std::sync::Arc<Channel>,
     /// The path users open.
     pub node: PathBuf,
     /// For the FUSE file: whether we created the placeholder file.
