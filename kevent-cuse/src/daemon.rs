@@ -8,13 +8,15 @@ use crate::sys::pidfd::OwnDevice;
 use crate::sys::remote_mem::ProcessVm;
 use crate::transport::dispatch::{Config, Dispatcher};
 use crate::transport::readers::{Readers, ServeMode};
+use crate::transport::reply::Sink;
+use crate::transport::uring::{self, UringServer};
 use crate::transport::{cuse, fuse_file, Served, SetupError, TransportKind};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// Which transport to use.
@@ -37,6 +39,9 @@ pub enum ServeChoice {
     Single,
     /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
     Percpu,
+    /// FUSE-over-io_uring, one pinned ring per possible CPU (FUSE file
+    /// only); percpu where the kernel or the parameter does not allow it.
+    Uring,
 }
 
 /// Daemon settings (from the command line).
@@ -56,6 +61,10 @@ pub struct Options {
     pub serve: ServeChoice,
     /// How long a reader spins on non-blocking reads before it sleeps.
     pub spin: Duration,
+    /// `uring`: may switch the fuse module parameter `enable_uring` on.
+    pub uring_switch: bool,
+    /// `uring`: entries per queue (WAITs parked from one CPU at once).
+    pub uring_depth: u32,
 }
 
 /// Why the daemon refused to start.
@@ -99,6 +108,17 @@ fn validate(opts: &Options) -> Result<(), StartError> {
             "--max-kevents must be at least 1".into(),
         ));
     }
+    if opts.serve == ServeChoice::Uring && opts.transport == Choice::Cuse {
+        return Err(StartError::BadOption(
+            "--serve uring needs the FUSE-file transport (a CUSE connection does not negotiate io_uring)"
+                .into(),
+        ));
+    }
+    if opts.uring_depth == 0 {
+        return Err(StartError::BadOption(
+            "--uring-depth must be at least 1".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -115,14 +135,14 @@ fn raise_nofile() {
     }
 }
 
-fn setup_transport(opts: &Options) -> Result<Served, StartError> {
+fn setup_transport(opts: &Options, want_uring: bool) -> Result<Served, StartError> {
     let fuse_path = || {
         opts.path
             .clone()
             .unwrap_or_else(|| PathBuf::from("/dev").join(&opts.name))
     };
     match opts.transport {
-        Choice::Fuse => Ok(fuse_file::serve(&fuse_path(), opts.mode)?),
+        Choice::Fuse => Ok(fuse_file::serve_with(&fuse_path(), opts.mode, want_uring)?),
         Choice::Cuse => {
             let fd = cuse::open_channel().or_else(|_| {
                 modprobe_cuse();
@@ -143,7 +163,7 @@ fn setup_transport(opts: &Options) -> Result<Served, StartError> {
                 Ok(fd) => Ok(cuse::serve(fd, &opts.name, opts.mode)?),
                 Err(e) => {
                     info!("no CUSE ({e}); using the FUSE-file transport");
-                    Ok(fuse_file::serve(&fuse_path(), opts.mode)?)
+                    Ok(fuse_file::serve_with(&fuse_path(), opts.mode, want_uring)?)
                 }
             }
         }
@@ -183,15 +203,40 @@ fn notify_ready(served: &Served) {
     }
 }
 
-/// Starts the serving threads of the chosen mode.
+/// Starts the serving threads of the chosen mode (and the rings in `uring`
+/// mode, where the readers are the one /dev/fuse reader for INTERRUPT and
+/// FORGET). `uring_unusable`: why `uring` falls back to percpu.
 fn start_serving(
     opts: &Options,
     served: &Served,
     d: &Arc<Dispatcher>,
-) -> Result<Readers, StartError> {
+    uring_unusable: Option<String>,
+) -> Result<(Readers, Option<UringServer>), StartError> {
     let cuse = served.kind == TransportKind::Cuse;
+    if opts.serve == ServeChoice::Uring {
+        if cuse {
+            return Err(StartError::BadOption(
+                "--serve uring needs the FUSE-file transport (a CUSE connection does not negotiate io_uring)"
+                    .into(),
+            ));
+        }
+        let io = |e| StartError::Io("starting the serving threads", e);
+        let why = match uring_unusable {
+            Some(why) => why,
+            None if !served.io_uring => {
+                "the kernel did not offer FUSE-over-io_uring at INIT".to_string()
+            }
+            None => match start_uring(opts, served, d) {
+                Ok(pair) => return Ok(pair),
+                Err(e) => format!("setting up the rings failed: {e}"),
+            },
+        };
+        warn!("cannot serve over FUSE-over-io_uring ({why}); falling back to percpu");
+        return start_percpu(opts, served, d).map(|r| (r, None)).map_err(io);
+    }
     let mode =
         match opts.serve {
+            ServeChoice::Uring => unreachable!("handled above"),
             ServeChoice::Single => ServeMode::Single,
             ServeChoice::Auto if cuse => ServeMode::Single,
             ServeChoice::Auto => ServeMode::Percpu,
@@ -204,7 +249,7 @@ fn start_serving(
     let io = |e| StartError::Io("starting the serving threads", e);
     match mode {
         ServeMode::Percpu => match start_percpu(opts, served, d) {
-            Ok(r) => return Ok(r),
+            Ok(r) => return Ok((r, None)),
             Err(e) if opts.serve == ServeChoice::Auto => {
                 warn!("percpu serving unavailable ({e}); serving with one reader")
             }
@@ -222,7 +267,53 @@ fn start_serving(
             opts.spin,
         )
         .map_err(io)?;
-    Ok(readers)
+    Ok((readers, None))
+}
+
+/// Serves the requests of the rings with the dispatcher: on the ring thread
+/// when the answer cannot block ([`Dispatcher::answers_inline`]), else on
+/// the queue's worker.
+struct RingHandler(Arc<Dispatcher>);
+
+impl uring::Handler for RingHandler {
+    fn handle(&self, req: &[u8], sink: &Sink) {
+        self.0.handle(req, sink, Instant::now());
+    }
+
+    fn inline_ok(&self, req: &[u8]) -> bool {
+        self.0.answers_inline(req)
+    }
+}
+
+/// uring: the rings, plus one reader on /dev/fuse for INTERRUPT and FORGET.
+fn start_uring(
+    opts: &Options,
+    served: &Served,
+    d: &Arc<Dispatcher>,
+) -> Result<(Readers, Option<UringServer>), String> {
+    let ropts = uring::Options {
+        depth: opts.uring_depth,
+        payload: (fuse_file::URING_MAX_PAGES as usize * 4096)
+            .max(fuse_file::URING_MAX_WRITE as usize),
+        register_timeout: Duration::from_secs(10),
+    };
+    let server = UringServer::start(
+        served.channel.clone(),
+        Arc::new(RingHandler(d.clone())),
+        ropts,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut readers = Readers::new(ServeMode::Uring).map_err(|e| e.to_string())?;
+    readers
+        .spawn_reader(
+            "kevent-fuse-dev".into(),
+            d.clone(),
+            served.channel.clone(),
+            None,
+            Duration::ZERO,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((readers, Some(server)))
 }
 
 /// percpu: one clone of the channel per CPU the daemon may run on, each
@@ -261,7 +352,20 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| StartError::Io("signalfd", e.into()))?;
 
-    let served = setup_transport(&opts)?;
+    // uring: the module parameter and io_uring itself are checked before
+    // mounting (a mount that agreed on io_uring holds every request until
+    // the rings exist).
+    let mut uring_param: Option<uring::EnableUring> = None;
+    let mut uring_unusable: Option<String> = None;
+    if opts.serve == ServeChoice::Uring {
+        match uring::EnableUring::probe_rings()
+            .and_then(|()| uring::EnableUring::prepare(opts.uring_switch))
+        {
+            Ok(p) => uring_param = Some(p),
+            Err(why) => uring_unusable = Some(why),
+        }
+    }
+    let served = setup_transport(&opts, uring_param.is_some())?;
     // The sources are built once the device exists: SOCKET and POLL must
     // tell it apart among a caller's files (never poll or close it on a
     // serving thread). Nothing reads requests before the loop runs.
@@ -283,7 +387,18 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         Dispatcher::new(cfg, core, Box::new(ProcessVm), served.channel.clone())
             .map_err(|e| StartError::Io("dispatcher", e))?,
     );
-    let readers = start_serving(&opts, &served, &d)?;
+    let started = start_serving(&opts, &served, &d, uring_unusable);
+    // Registered (or given up): the connection keeps io_uring without it.
+    if let Some(mut p) = uring_param.take() {
+        p.restore();
+    }
+    let (readers, rings) = match started {
+        Ok(pair) => pair,
+        Err(e) => {
+            served.teardown();
+            return Err(e);
+        }
+    };
     info!(
         "ready: {} over {}, serving mode {} ({} thread(s), spin {} us; max {} kevents per queue)",
         served.node.display(),
@@ -295,9 +410,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     );
     notify_ready(&served);
     let exit = reactor::run(sigfd.as_fd(), &d);
-    // No new requests; then every parked WAIT is answered.
+    // No new requests; then every parked WAIT is answered (through the
+    // rings in uring mode, which stop once they have handed them in).
     readers.stop(Duration::from_millis(300));
     d.shutdown();
+    if let Some(rings) = rings {
+        rings.join(Duration::from_secs(1));
+    }
     drop(d);
     let node = served.node.clone();
     let kind = served.kind;

@@ -274,6 +274,28 @@ impl Dispatcher {
         d
     }
 
+    /// True for a request that is answered without resolving a path or a
+    /// caller's descriptor (nothing that can re-enter the daemon's own
+    /// mount or device, or wait on another filesystem): the `uring` mode
+    /// serves these on the ring thread itself. An ADD or MODIFY (INODE
+    /// resolves paths, SOCKET and POLL take the caller's descriptors) and a
+    /// RELEASE (closing what a queue held) go to a worker thread.
+    pub fn answers_inline(&self, buf: &[u8]) -> bool {
+        let Ok(msg) = fuse::decode(buf) else {
+            return true; // answered EIO at once
+        };
+        match msg.request {
+            Request::Ioctl(io) => match io.cmd {
+                KEVENT_USER_WAIT => true,
+                KEVENT_USER_CTL => KeventUserControl::decode(io.data)
+                    .is_some_and(|h| matches!(h.cmd, KEVENT_CTL_WAIT | KEVENT_CTL_REMOVE)),
+                _ => true, // ENODEV
+            },
+            Request::Release { .. } | Request::Interrupt { .. } | Request::Forget => false,
+            _ => true,
+        }
+    }
+
     /// Handles one request as read from the channel; replies go to `sink`
     /// (the fd that read it).
     pub fn handle(&self, buf: &[u8], sink: &Sink, now: Instant) {

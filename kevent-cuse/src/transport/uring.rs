@@ -32,15 +32,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
-/// Where the answer to one request goes; one `send` is one complete
-/// message (out-header + arguments), as written to /dev/fuse.
-pub trait ReplySink: Send + Sync {
-    /// Writes one complete reply.
-    fn send(&self, msg: &[u8]);
-}
-
-/// A shared sink.
-pub type Sink = Arc<dyn ReplySink>;
+pub use super::reply::{ReplySink, Sink};
 
 /// What serves the requests arriving on the rings.
 pub trait Handler: Send + Sync + 'static {
@@ -233,7 +225,13 @@ impl UringServer {
         };
         let result = server.spawn_all(&fuse, &handler, opts, n);
         if let Err(e) = result {
-            let registered = matches!(e, UringError::Queue { what: "REGISTER", .. });
+            let registered = matches!(
+                e,
+                UringError::Queue {
+                    what: "REGISTER",
+                    ..
+                }
+            );
             server.abandon();
             if !registered {
                 poison(fuse.as_fd(), opts.payload);
@@ -416,7 +414,6 @@ fn poison(fd: BorrowedFd<'_>, payload: usize) {
         Err(e) => warn!("uring: could not make the kernel drop io_uring for the connection: {e}"),
     }
 }
-
 
 fn pin_to(cpu: usize) {
     let mut set = nix::sched::CpuSet::new();
