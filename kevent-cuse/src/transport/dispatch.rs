@@ -274,23 +274,28 @@ impl Dispatcher {
         d
     }
 
-    /// True for a request that is answered without resolving a path or a
-    /// caller's descriptor (nothing that can re-enter the daemon's own
-    /// mount or device, or wait on another filesystem): the `uring` mode
-    /// serves these on the ring thread itself. An ADD or MODIFY (INODE
-    /// resolves paths, SOCKET and POLL take the caller's descriptors) and a
-    /// RELEASE (closing what a queue held) go to a worker thread.
+    /// True for a request that is answered without touching the caller's
+    /// memory beyond the header the kernel itself just read, and without
+    /// resolving a path or a caller's descriptor (nothing that can wait on
+    /// another filesystem or re-enter the daemon's own mount): the `uring`
+    /// mode serves these on the ring thread itself. A WAIT qualifies while
+    /// its queue has nothing ready (it then answers at once with 0 or
+    /// parks); ADD, MODIFY and REMOVE read the caller's array, RELEASE
+    /// closes what a queue held: those go to a worker thread.
     pub fn answers_inline(&self, buf: &[u8]) -> bool {
         let Ok(msg) = fuse::decode(buf) else {
             return true; // answered EIO at once
         };
         match msg.request {
-            Request::Ioctl(io) => match io.cmd {
-                KEVENT_USER_WAIT => true,
-                KEVENT_USER_CTL => KeventUserControl::decode(io.data)
-                    .is_some_and(|h| matches!(h.cmd, KEVENT_CTL_WAIT | KEVENT_CTL_REMOVE)),
-                _ => true, // ENODEV
-            },
+            Request::Ioctl(io) => {
+                let wait = match io.cmd {
+                    KEVENT_USER_WAIT => true,
+                    KEVENT_USER_CTL => KeventUserControl::decode(io.data)
+                        .is_some_and(|h| h.cmd == KEVENT_CTL_WAIT),
+                    _ => return true, // ENODEV
+                };
+                wait && !io.data.is_empty() && self.lock().core.ready_len(io.fh) == 0
+            }
             Request::Release { .. } | Request::Interrupt { .. } | Request::Forget => false,
             _ => true,
         }
