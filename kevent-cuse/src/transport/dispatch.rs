@@ -290,8 +290,9 @@ impl Dispatcher {
             Request::Ioctl(io) => {
                 let wait = match io.cmd {
                     KEVENT_USER_WAIT => true,
-                    KEVENT_USER_CTL => KeventUserControl::decode(io.data)
-                        .is_some_and(|h| h.cmd == KEVENT_CTL_WAIT),
+                    KEVENT_USER_CTL => {
+                        KeventUserControl::decode(io.data).is_some_and(|h| h.cmd == KEVENT_CTL_WAIT)
+                    }
                     _ => return true, // ENODEV
                 };
                 wait && !io.data.is_empty() && self.lock().core.ready_len(io.fh) == 0
@@ -473,6 +474,8 @@ impl Dispatcher {
             } else {
                 return self.retry(reply, retry_for(io.arg, in_len, out_len));
             }
+        } else if !unrestricted && io.out_size as usize == KeventUserControl::SIZE {
+            ArgMem::remote(h.pid, io.arg).with_header_in_reply()
         } else {
             ArgMem::remote(h.pid, io.arg)
         };
@@ -596,6 +599,16 @@ impl Dispatcher {
     /// Writes a WAIT's events into the caller (one write) and answers it.
     fn deliver(&self, mut c: Completion) {
         let n = c.taken.events.len();
+        if n == 0 && c.arg.header_in_reply() {
+            // Nothing to deliver on the FUSE file: the header (num 0) goes
+            // back in the reply, which the kernel copies over the caller's
+            // header; the caller's memory is not touched here at all.
+            self.lock().core.commit_taken(c.taken);
+            let mut hdr = c.hdr;
+            hdr.num = 0;
+            debug!("u={} WAIT -> 0", c.reply.unique());
+            return c.reply.ok(&fuse::encode_ioctl_out(0, &hdr.encode()));
+        }
         let written = c.arg.write_back(
             self.mem.as_ref(),
             Some((n as u32, c.hdr.timeout)),
