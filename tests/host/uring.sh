@@ -57,7 +57,7 @@ check "log: the rings are registered (one queue per possible CPU)" \
     grep -Eq "FUSE-over-io_uring: $cpus queue\(s\) of [0-9]+ entries registered" "$DAEMON_LOG"
 check "log: serving mode uring" grep -q "serving mode uring" "$DAEMON_LOG"
 check "enable_uring is put back to N once registered" wait_until 5 param_is N
-KEVENT_TRANSPORT=fuse KEVENT_DEVICE=$dev KEVENT_TESTS="test_add test_wait test_signals test_remove_modify" \
+KEVENT_SLACK_MS=${KEVENT_SLACK_MS:-1000} KEVENT_TRANSPORT=fuse KEVENT_DEVICE=$dev KEVENT_TESTS="test_add test_wait test_signals test_remove_modify" \
     sh "$ctests/run.sh" "$dev" >"$dir/ctests.out" 2>&1
 rc=$?
 tail -n 1 "$dir/ctests.out"

@@ -175,6 +175,7 @@ impl ReplySink for EntrySink {
 /// The running rings of one FUSE connection.
 pub struct UringServer {
     queues: Vec<Arc<Queue>>,
+    pools: Vec<Arc<Pool>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -221,6 +222,7 @@ impl UringServer {
         let n = possible_cpus();
         let mut server = UringServer {
             queues: Vec::with_capacity(n),
+            pools: Vec::with_capacity(n),
             threads: Vec::new(),
         };
         let result = server.spawn_all(&fuse, &handler, opts, n);
@@ -300,7 +302,9 @@ impl UringServer {
                 max: opts.depth as usize,
                 handler: handler.clone(),
                 sinks: sinks.clone(),
+                stop: AtomicBool::new(false),
             });
+            server.pools.push(pool.clone());
             pool.spawn().map_err(|e| UringError::Queue {
                 qid,
                 what: "spawning the worker thread",
@@ -357,6 +361,9 @@ impl UringServer {
         for q in &self.queues {
             q.stop.store(true, Ordering::Release);
             q.kick_any();
+        }
+        for p in &self.pools {
+            p.stop();
         }
     }
 
@@ -439,9 +446,17 @@ struct Pool {
     max: usize,
     handler: Arc<dyn Handler>,
     sinks: Arc<Vec<Sink>>,
+    /// Idle workers end (one busy in a caller's memory ends when it returns).
+    stop: AtomicBool,
 }
 
 impl Pool {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _guard = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        self.cond.notify_all();
+    }
+
     fn spawn(self: &Arc<Self>) -> io::Result<()> {
         let n = self.workers.fetch_add(1, Ordering::AcqRel);
         let me = self.clone();
@@ -479,6 +494,9 @@ impl Pool {
                 loop {
                     if let Some(j) = jobs.pop_front() {
                         break j;
+                    }
+                    if self.stop.load(Ordering::Acquire) {
+                        return;
                     }
                     self.idle.fetch_add(1, Ordering::AcqRel);
                     jobs = self.cond.wait(jobs).unwrap_or_else(|e| e.into_inner());
