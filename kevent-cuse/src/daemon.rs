@@ -1,14 +1,14 @@
 //! Start-up and shutdown around the reactor: privileges, descriptor limits,
 //! signals, choosing the transport, readiness notification.
 
-use crate::core::Core;
+use crate::core::{Core, Limits};
 use crate::reactor::{self, Exit};
 use crate::sources::{build_all, SourceCtx};
 use crate::sys::pidfd::OwnDevice;
 use crate::sys::remote_mem::ProcessVm;
+use crate::transport::access::{Access, NodeAttrs};
 use crate::transport::dispatch::{Config, Dispatcher};
 use crate::transport::readers::{Readers, ServeMode};
-use crate::transport::reply::Sink;
 use crate::transport::uring::{self, UringServer};
 use crate::transport::{cuse, fuse_file, Served, SetupError, TransportKind};
 use nix::sys::signal::{SigSet, Signal};
@@ -16,7 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Which transport to use.
@@ -65,6 +65,47 @@ pub struct Options {
     pub uring_switch: bool,
     /// `uring`: entries per queue (WAITs parked from one CPU at once).
     pub uring_depth: u32,
+    /// Owner uid of the node.
+    pub owner: u32,
+    /// Group gid of the node.
+    pub group: u32,
+    /// Queues per uid (0: unlimited).
+    pub user_queues: u32,
+    /// Registered kevents per uid (0: unlimited).
+    pub user_kevents: u32,
+    /// Daemon descriptors per uid (0: as many as the descriptor budget
+    /// allows one user).
+    pub user_descriptors: u32,
+}
+
+impl Options {
+    /// Defaults for everything but the transport choice.
+    pub fn new(transport: Choice) -> Self {
+        Options {
+            transport,
+            name: "kevent".into(),
+            path: None,
+            mode: 0o666,
+            max_kevents: 1023,
+            owner: 0,
+            group: 0,
+            user_queues: Limits::DEFAULT_QUEUES,
+            user_kevents: Limits::DEFAULT_KEVENTS,
+            user_descriptors: Limits::DEFAULT_DESCRIPTORS,
+            serve: ServeChoice::Auto,
+            spin: Duration::from_micros(50),
+            uring_switch: true,
+            uring_depth: 256,
+        }
+    }
+
+    fn attrs(&self) -> NodeAttrs {
+        NodeAttrs {
+            mode: self.mode,
+            uid: self.owner,
+            gid: self.group,
+        }
+    }
 }
 
 /// Why the daemon refused to start.
@@ -122,16 +163,43 @@ fn validate(opts: &Options) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Raises the soft descriptor limit to the hard one: every TIMER holds a
-/// timerfd, so a few full queues need thousands of descriptors.
-fn raise_nofile() {
+/// Raises the descriptor limit as far as the kernel allows (fs.nr_open;
+/// root may raise the hard limit too): kevents hold daemon descriptors on
+/// their users' behalf. Returns the soft limit in force.
+fn raise_nofile() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                warn!("raising RLIMIT_NOFILE: {e}");
-            }
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let target = nr_open.map_or(hard, |n| n.max(hard));
+    let mut now = soft;
+    for want in [target, hard] {
+        if want <= now {
+            break;
         }
+        match setrlimit(Resource::RLIMIT_NOFILE, want, want.max(hard)) {
+            Ok(()) => {
+                now = want;
+                break;
+            }
+            Err(e) => info!("cannot raise RLIMIT_NOFILE to {want}: {e}"),
+        }
+    }
+    info!(
+        "descriptor limit: {now} (was soft {soft}, hard {hard}; fs.nr_open {})",
+        nr_open.map_or("unknown".into(), |n| n.to_string())
+    );
+    now
+}
+
+fn show_limit(n: u32) -> String {
+    if n == 0 {
+        "unlimited".into()
+    } else {
+        n.to_string()
     }
 }
 
@@ -142,7 +210,11 @@ fn setup_transport(opts: &Options, want_uring: bool) -> Result<Served, StartErro
             .unwrap_or_else(|| PathBuf::from("/dev").join(&opts.name))
     };
     match opts.transport {
-        Choice::Fuse => Ok(fuse_file::serve_with(&fuse_path(), opts.mode, want_uring)?),
+        Choice::Fuse => Ok(fuse_file::serve_with(
+            &fuse_path(),
+            opts.attrs(),
+            want_uring,
+        )?),
         Choice::Cuse => {
             let fd = cuse::open_channel().or_else(|_| {
                 modprobe_cuse();
@@ -151,7 +223,7 @@ fn setup_transport(opts: &Options, want_uring: bool) -> Result<Served, StartErro
             Ok(cuse::serve(
                 fd.map_err(StartError::NoCuse)?,
                 &opts.name,
-                opts.mode,
+                opts.attrs(),
             )?)
         }
         Choice::Auto => {
@@ -160,10 +232,14 @@ fn setup_transport(opts: &Options, want_uring: bool) -> Result<Served, StartErro
                 cuse::open_channel()
             });
             match fd {
-                Ok(fd) => Ok(cuse::serve(fd, &opts.name, opts.mode)?),
+                Ok(fd) => Ok(cuse::serve(fd, &opts.name, opts.attrs())?),
                 Err(e) => {
                     info!("no CUSE ({e}); using the FUSE-file transport");
-                    Ok(fuse_file::serve_with(&fuse_path(), opts.mode, want_uring)?)
+                    Ok(fuse_file::serve_with(
+                        &fuse_path(),
+                        opts.attrs(),
+                        want_uring,
+                    )?)
                 }
             }
         }
@@ -270,21 +346,6 @@ fn start_serving(
     Ok((readers, None))
 }
 
-/// Serves the requests of the rings with the dispatcher: on the ring thread
-/// when the answer cannot block ([`Dispatcher::answers_inline`]), else on
-/// the queue's worker.
-struct RingHandler(Arc<Dispatcher>);
-
-impl uring::Handler for RingHandler {
-    fn handle(&self, req: &[u8], sink: &Sink) {
-        self.0.handle(req, sink, Instant::now());
-    }
-
-    fn inline_ok(&self, req: &[u8]) -> bool {
-        self.0.answers_inline(req)
-    }
-}
-
 /// uring: the rings, plus one reader on /dev/fuse for INTERRUPT and FORGET.
 fn start_uring(
     opts: &Options,
@@ -297,12 +358,8 @@ fn start_uring(
             .max(fuse_file::URING_MAX_WRITE as usize),
         register_timeout: Duration::from_secs(10),
     };
-    let server = UringServer::start(
-        served.channel.clone(),
-        Arc::new(RingHandler(d.clone())),
-        ropts,
-    )
-    .map_err(|e| e.to_string())?;
+    let server =
+        UringServer::start(served.channel.clone(), d.clone(), ropts).map_err(|e| e.to_string())?;
     let mut readers = Readers::new(ServeMode::Uring).map_err(|e| e.to_string())?;
     readers
         .spawn_reader(
@@ -334,21 +391,45 @@ fn start_percpu(opts: &Options, served: &Served, d: &Arc<Dispatcher>) -> std::io
     Ok(readers)
 }
 
-/// Runs the daemon until SIGTERM/SIGINT/SIGHUP or disconnection.
+/// Runs the daemon until SIGTERM/SIGINT or disconnection (SIGHUP is logged
+/// and ignored).
 pub fn run(opts: Options) -> Result<(), StartError> {
     validate(&opts)?;
     let euid = nix::unistd::geteuid().as_raw();
     if euid != 0 {
         return Err(StartError::NotRoot(euid));
     }
-    raise_nofile();
+    let nofile = raise_nofile();
+    let limits = Limits::for_nofile(
+        opts.user_queues,
+        opts.user_kevents,
+        opts.user_descriptors,
+        nofile,
+    );
+    if opts.user_descriptors != 0 && limits.descriptors < opts.user_descriptors {
+        warn!(
+            "--max-descriptors-per-user {} lowered to {}: one user may hold at most half of the {} descriptors left for users",
+            opts.user_descriptors, limits.descriptors, limits.descriptors_total
+        );
+    }
+    info!(
+        "per-user limits (uid 0 unlimited): {} queues, {} kevents, {} daemon descriptors; {} descriptors for all users together",
+        show_limit(limits.queues),
+        show_limit(limits.kevents),
+        show_limit(limits.descriptors),
+        limits.descriptors_total
+    );
     // Signals become readable events; blocked before any thread exists.
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [Signal::SIGTERM, Signal::SIGINT] {
         mask.add(s);
     }
-    mask.thread_block()
+    let mut blocked = mask;
+    blocked.add(Signal::SIGHUP);
+    blocked
+        .thread_block()
         .map_err(|e| StartError::Io("blocking signals", e.into()))?;
+    crate::logging::ignore_sighup().map_err(|e| StartError::Io("SIGHUP thread", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| StartError::Io("signalfd", e.into()))?;
 
@@ -371,6 +452,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     // serving thread). Nothing reads requests before the loop runs.
     let cuse = served.kind == TransportKind::Cuse;
     let mut core = Core::new(opts.max_kevents);
+    core.set_limits(limits);
     let built = SourceCtx::new(OwnDevice::of_served(cuse, &served.node))
         .map_err(|e| ("poll offload", e))
         .and_then(|ctx| build_all(&ctx, &mut core));
@@ -382,6 +464,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         transport: served.kind,
         max_kevents: opts.max_kevents,
         file_mode: opts.mode,
+        access: match served.kind {
+            TransportKind::Cuse => Access::Node(served.node.clone()),
+            TransportKind::FuseFile => Access::Fixed(opts.attrs()),
+        },
     };
     let d = Arc::new(
         Dispatcher::new(cfg, core, Box::new(ProcessVm), served.channel.clone())

@@ -42,6 +42,8 @@ pub struct Config {
     pub max_kevents: u32,
     /// Permission bits of the FUSE file (GETATTR).
     pub file_mode: u32,
+    /// Who may open the node (checked at OPEN; owner and group for GETATTR).
+    pub access: super::access::Access,
 }
 
 /// `POLLIN | POLLRDNORM`: the kevent fd is readable while events are ready.
@@ -326,7 +328,19 @@ impl Dispatcher {
             }
             Request::Open { flags } => {
                 let nonblock = flags & libc::O_NONBLOCK as u32 != 0;
-                let q = self.lock().core.open(nonblock);
+                let owner = crate::core::Owner {
+                    pid: h.pid,
+                    uid: h.uid,
+                };
+                let opened = self
+                    .cfg
+                    .access
+                    .check_open(h.pid, h.uid, h.gid, flags)
+                    .and_then(|()| self.lock().core.open_for(nonblock, owner));
+                let q = match opened {
+                    Ok(q) => q,
+                    Err(e) => return reply.error(e),
+                };
                 debug!("queue {q} opened (nonblock={nonblock})");
                 let body = fuse::encode_open_out(q, fuse::FOPEN_DIRECT_IO | fuse::FOPEN_STREAM);
                 reply.ok(&body);
@@ -342,7 +356,8 @@ impl Dispatcher {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
                     let mode = libc::S_IFREG | (self.cfg.file_mode & 0o7777);
-                    reply.ok(&fuse::encode_attr_out(1, mode, 0, 0, secs));
+                    let (uid, gid) = self.cfg.access.attrs().map_or((0, 0), |a| (a.uid, a.gid));
+                    reply.ok(&fuse::encode_attr_out(1, mode, uid, gid, secs));
                 }
                 _ => reply.error(Errno::ENOSYS),
             },
@@ -730,6 +745,18 @@ impl Dispatcher {
             }
         }
         self.run(work);
+    }
+}
+
+/// The uring mode hands each request's bytes to the dispatcher; the reply
+/// goes through the ring entry that carried it.
+impl super::uring::Handler for Dispatcher {
+    fn handle(&self, req: &[u8], sink: &Sink) {
+        Dispatcher::handle(self, req, sink, Instant::now())
+    }
+
+    fn inline_ok(&self, req: &[u8]) -> bool {
+        self.answers_inline(req)
     }
 }
 

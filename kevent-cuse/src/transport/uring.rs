@@ -32,6 +32,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
+/// Where the answer to one request goes (the dispatcher's reply sink: one
+/// `send` is one complete message, out-header + arguments).
 pub use super::reply::{ReplySink, Sink};
 
 /// What serves the requests arriving on the rings.
