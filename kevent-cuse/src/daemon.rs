@@ -9,13 +9,14 @@ use crate::sys::remote_mem::ProcessVm;
 use crate::transport::access::{Access, NodeAttrs};
 use crate::transport::dispatch::{Config, Dispatcher};
 use crate::transport::readers::{Readers, ServeMode};
+use crate::transport::stall;
 use crate::transport::uring::{self, UringServer};
 use crate::transport::{cuse, fuse_file, Served, SetupError, TransportKind};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -65,6 +66,10 @@ pub struct Options {
     pub uring_switch: bool,
     /// `uring`: entries per queue (WAITs parked from one CPU at once).
     pub uring_depth: u32,
+    /// A caller-memory access older than this is abandoned.
+    pub stall: Duration,
+    /// Stuck accesses allowed per uid before its requests get EAGAIN.
+    pub max_stalled: usize,
     /// Owner uid of the node.
     pub owner: u32,
     /// Group gid of the node.
@@ -96,6 +101,8 @@ impl Options {
             spin: Duration::from_micros(50),
             uring_switch: true,
             uring_depth: 256,
+            stall: Duration::from_millis(200),
+            max_stalled: 4,
         }
     }
 
@@ -277,6 +284,31 @@ fn notify_ready(served: &Served) {
     if let Err(e) = sent {
         warn!("sd_notify to {sock}: {e}");
     }
+}
+
+/// The event thread (reactor): replaced like a serving thread if the stall
+/// watchdog finds it stuck in a caller's memory; the live one reports the
+/// exit reason.
+fn spawn_event_thread(
+    sigfd: Arc<SignalFd>,
+    d: Arc<Dispatcher>,
+    tx: mpsc::Sender<std::io::Result<Exit>>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("kevent-events".into())
+        .spawn(move || {
+            let (s2, d2, tx2) = (sigfd.clone(), d.clone(), tx.clone());
+            stall::set_role(Arc::new(move || {
+                if let Err(e) = spawn_event_thread(s2.clone(), d2.clone(), tx2.clone()) {
+                    warn!("starting a replacement event thread: {e}");
+                }
+            }));
+            let r = reactor::run(sigfd.as_fd(), &d);
+            if !stall::abandoned() {
+                let _ = tx.send(r);
+            }
+        })?;
+    Ok(())
 }
 
 /// Starts the serving threads of the chosen mode (and the rings in `uring`
@@ -468,11 +500,16 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             TransportKind::Cuse => Access::Node(served.node.clone()),
             TransportKind::FuseFile => Access::Fixed(opts.attrs()),
         },
+        stall: opts.stall,
+        max_stalled: opts.max_stalled,
     };
     let d = Arc::new(
         Dispatcher::new(cfg, core, Box::new(ProcessVm), served.channel.clone())
             .map_err(|e| StartError::Io("dispatcher", e))?,
     );
+    d.watchdog()
+        .start()
+        .map_err(|e| StartError::Io("watchdog thread", e))?;
     let started = start_serving(&opts, &served, &d, uring_unusable);
     // Registered (or given up): the connection keeps io_uring without it.
     if let Some(mut p) = uring_param.take() {
@@ -495,14 +532,29 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         opts.max_kevents
     );
     notify_ready(&served);
-    let exit = reactor::run(sigfd.as_fd(), &d);
-    // No new requests; then every parked WAIT is answered (through the
-    // rings in uring mode, which stop once they have handed them in).
-    readers.stop(Duration::from_millis(300));
-    d.shutdown();
+    let (tx, rx) = mpsc::channel();
+    spawn_event_thread(Arc::new(sigfd), d.clone(), tx)
+        .map_err(|e| StartError::Io("event thread", e))?;
+    let exit = rx.recv().unwrap_or(Ok(Exit::Disconnected));
+    // No new requests; then every parked WAIT is answered. Both bounded: a
+    // thread stuck in a caller's memory is left behind (exit ends it).
+    readers.stop(Duration::from_millis(150));
+    let (done_tx, done_rx) = mpsc::channel();
+    let d2 = d.clone();
+    let _ = std::thread::Builder::new()
+        .name("kevent-shutdown".into())
+        .spawn(move || {
+            d2.shutdown();
+            let _ = done_tx.send(());
+        });
+    if done_rx.recv_timeout(Duration::from_millis(150)).is_err() {
+        warn!("some parked WAITs could not be answered in 150 ms (stuck caller memory)");
+    }
+    // uring: the rings hand in those answers, then stop.
     if let Some(rings) = rings {
         rings.join(Duration::from_secs(1));
     }
+    d.watchdog().stop();
     drop(d);
     let node = served.node.clone();
     let kind = served.kind;

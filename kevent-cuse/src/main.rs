@@ -78,6 +78,14 @@ struct Cli {
     /// further requests from that CPU wait.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
     uring_depth: u32,
+    /// Milliseconds after which a serving thread stuck in a caller's memory
+    /// (a page that never resolves) is abandoned and replaced.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    stall_ms: u64,
+    /// Stuck accesses allowed per uid; beyond them that uid's requests fail
+    /// with EAGAIN (other users are unaffected).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_stalled: u64,
     /// Owner of the device node (user name or uid).
     #[arg(long, default_value = "0", value_parser = access::resolve_user)]
     owner: u32,
@@ -170,6 +178,8 @@ fn main() -> std::process::ExitCode {
         user_queues: cli.max_queues_per_user,
         user_kevents: cli.max_kevents_per_user,
         user_descriptors: cli.max_descriptors_per_user,
+        stall: std::time::Duration::from_millis(cli.stall_ms),
+        max_stalled: cli.max_stalled as usize,
     };
     let r = daemon::run(opts).context("kevent-cuse cannot serve the device");
     let code = match r {

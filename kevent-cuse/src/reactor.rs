@@ -69,5 +69,10 @@ pub fn run(signals: BorrowedFd<'_>, d: &Dispatcher) -> std::io::Result<Exit> {
             }
         }
         d.tick(Instant::now());
+        if crate::transport::stall::abandoned() {
+            // Replaced while stuck in a caller's memory: the replacement
+            // event thread carries on.
+            return Ok(Exit::Disconnected);
+        }
     }
 }

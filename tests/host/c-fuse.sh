@@ -44,7 +44,14 @@ for mode in $modes; do
     # Every queue was closed by now: whatever the tests registered is freed.
     fds_after=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
     expect_eq "[$mode] no descriptor leaked by the daemon over the whole C run" "$fds_before" "$fds_after"
+    # A WAIT parked at SIGTERM is answered (with nothing) at once.
+    "$KEVENT_CTL" -d "$dev" -c "add timer id=600000" -c "wait num=1 timeout=30000" >"$dir/waiter.out" 2>&1 &
+    waiter=$!
+    sleep 0.3
     check "[$mode] daemon exits 0 on SIGTERM" stop_daemon
+    check "[$mode] a WAIT parked at SIGTERM returns (bounded)" wait_until 10 sh -c "! kill -0 $waiter 2>/dev/null"
+    wait "$waiter" 2>/dev/null
+    check "[$mode] ... with nothing ready: wait ret=0" grep -q "^wait ret=0" "$dir/waiter.out"
     check "[$mode] no mount left after SIGTERM" sh -c "! grep -q ' $dev ' /proc/self/mounts"
     if [ "$T_FAIL" -ne 0 ] || [ $rc -ne 0 ]; then
         echo "# [$mode] daemon log (last 40 lines):"

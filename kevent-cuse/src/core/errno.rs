@@ -16,6 +16,9 @@ impl Errno {
     pub const ENODEV: Errno = Errno(libc::ENODEV);
     /// docs/ABI.md §2: the per-queue limit of registered kevents.
     pub const ENFILE: Errno = Errno(libc::ENFILE);
+    /// Too many of this user's callers have stalled the daemon in their
+    /// memory (README, "No caller can stall another"): try again later.
+    pub const EAGAIN: Errno = Errno(libc::EAGAIN);
     /// docs/ABI.md §3: unknown event type on ADD.
     pub const E2BIG: Errno = Errno(libc::E2BIG);
     /// The daemon may not reach the caller (no pid, another namespace).

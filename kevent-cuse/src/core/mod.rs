@@ -563,11 +563,16 @@ impl Core {
 
     /// Takes up to `n` ready kevents of `q` off the ready list for a WAIT
     /// whose write into the caller happens outside any lock. Re-armed
-    /// kevents may fire again at once; ONESHOT and broken ones stay
-    /// registered (and coalesce further activity) until
-    /// [`Core::commit_taken`].
+    /// kevents may fire again at once. ONESHOT and broken ones leave the key
+    /// index now (a REMOVE or MODIFY racing with the delivery finds nothing,
+    /// as in 2006 once a WAIT dequeued them) and are freed by
+    /// [`Core::commit_taken`], or put back by [`Core::restore_taken`].
+    /// Each call is one WAIT answered (the 2006 `wait` statistic).
     pub fn take_ready(&mut self, q: QueueId, n: usize) -> Taken {
         let mut taken = Taken::default();
+        if let Some(queue) = self.queues.get_mut(&q) {
+            queue.stats.waits += 1;
+        }
         for _ in 0..n {
             let Some(reg) = self.queues.get_mut(&q).and_then(|x| x.pop_ready()) else {
                 break;
@@ -579,9 +584,16 @@ impl Core {
             let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
             if let Some(src) = self.sources[uk.type_ as usize].as_mut() {
                 uk.ret_data = src.ret_data(reg);
+                debug!("q={q} deliver {}", ukevent_display(&uk));
                 if !done {
                     r.ready = false;
                     src.delivered(reg);
+                }
+            }
+            if done {
+                let key = r.uk.key();
+                if let Some(queue) = self.queues.get_mut(&q) {
+                    queue.take_in_flight(&key, reg);
                 }
             }
             taken.events.push(uk);
@@ -597,7 +609,14 @@ impl Core {
             let Some(r) = self.regs.get(&reg) else {
                 continue;
             };
-            if r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0 {
+            let q = r.queue;
+            if self
+                .queues
+                .get_mut(&q)
+                .is_some_and(|queue| queue.end_in_flight(reg))
+            {
+                // Out of the key index already: this frees the rest (the
+                // source's watch, the per-user accounting).
                 self.unregister(reg);
             }
         }
@@ -610,12 +629,15 @@ impl Core {
             let Some(r) = self.regs.get_mut(&reg) else {
                 continue;
             };
-            let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
-            if done || !r.ready {
+            let Some(queue) = self.queues.get_mut(&q) else {
+                continue;
+            };
+            if queue.end_in_flight(reg) {
+                queue.insert(r.uk.key(), reg);
+                queue.push_ready_front(reg);
+            } else if !r.ready {
                 r.ready = true;
-                if let Some(queue) = self.queues.get_mut(&q) {
-                    queue.push_ready_front(reg);
-                }
+                queue.push_ready_front(reg);
             }
         }
     }

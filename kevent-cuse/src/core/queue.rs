@@ -39,6 +39,10 @@ pub struct Queue {
     count: usize,
     /// Each registration at most once (coalescing).
     ready: VecDeque<RegId>,
+    /// ONESHOT and broken kevents taken by a WAIT whose write into the
+    /// caller is under way: out of the key index (REMOVE and MODIFY no
+    /// longer find them, as in 2006 once dequeued), still to be freed.
+    in_flight: Vec<RegId>,
 }
 
 impl Queue {
@@ -107,6 +111,28 @@ impl Queue {
     }
 
     pub(super) fn all_regs(&self) -> Vec<RegId> {
-        self.by_key.values().flatten().copied().collect()
+        self.by_key
+            .values()
+            .flatten()
+            .chain(&self.in_flight)
+            .copied()
+            .collect()
+    }
+
+    /// `reg` leaves the key index for a delivery under way.
+    pub(super) fn take_in_flight(&mut self, key: &KeventKey, reg: RegId) {
+        self.forget(key, reg, false);
+        self.in_flight.push(reg);
+    }
+
+    /// The delivery of `reg` ended; true if it was in flight here.
+    pub(super) fn end_in_flight(&mut self, reg: RegId) -> bool {
+        match self.in_flight.iter().position(|r| *r == reg) {
+            Some(i) => {
+                self.in_flight.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -21,6 +21,10 @@ pub enum MemError {
     /// namespace, no ptrace rights): use another path (RETRY) or refuse.
     #[error("caller memory not reachable")]
     Denied,
+    /// Too many accesses to the memory of this caller's uid are stuck
+    /// (transport::stall): refused with EAGAIN without touching it.
+    #[error("too many stuck accesses for this user")]
+    Busy,
 }
 
 /// Reads and writes a caller's memory. A trait so that tests can use a fake.

@@ -17,6 +17,7 @@
 
 use super::ioctl::{retry_for, retry_for_header, ArgMem};
 use super::reply::{Reply, Sink};
+use super::stall::Watchdog;
 use super::TransportKind;
 use crate::core::{Caller, Core, Ctl, CtlOutput, Errno, QueueId, Taken, WaitPlan};
 use crate::sys::remote_mem::{CallerMemory, MemError};
@@ -26,7 +27,7 @@ use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -44,6 +45,10 @@ pub struct Config {
     pub file_mode: u32,
     /// Who may open the node (checked at OPEN; owner and group for GETATTR).
     pub access: super::access::Access,
+    /// A caller-memory access older than this is abandoned (`--stall-ms`).
+    pub stall: std::time::Duration,
+    /// Stuck accesses allowed per uid before EAGAIN (`--max-stalled`).
+    pub max_stalled: usize,
 }
 
 /// `POLLIN | POLLRDNORM`: the kevent fd is readable while events are ready.
@@ -55,6 +60,7 @@ const EARLY_INTERRUPT_TTL: std::time::Duration = std::time::Duration::from_secs(
 
 struct ParkedWait {
     reply: Reply,
+    uid: u32,
     queue: QueueId,
     arg: ArgMem,
     hdr: KeventUserControl,
@@ -66,6 +72,7 @@ struct ParkedWait {
 /// write into the caller and the reply happen outside the lock.
 struct Completion {
     reply: Reply,
+    uid: u32,
     queue: QueueId,
     arg: ArgMem,
     hdr: KeventUserControl,
@@ -103,6 +110,27 @@ pub struct Dispatcher {
     kick: OwnedFd,
     /// Copies of the sources' fds (same open files), by event type.
     sources: Vec<(u32, OwnedFd)>,
+    /// Abandons serving threads stuck in a caller's memory.
+    watchdog: Arc<Watchdog>,
+}
+
+/// Caller memory behind the stall watchdog: every access is announced
+/// (and refused with [`MemError::Busy`] for a uid at its stuck cap).
+struct Guarded<'a> {
+    mem: &'a dyn CallerMemory,
+    wd: &'a Watchdog,
+    uid: u32,
+}
+
+impl CallerMemory for Guarded<'_> {
+    fn read(&self, tid: u32, addr: u64, len: usize) -> Result<Vec<u8>, MemError> {
+        let _a = self.wd.enter(self.uid).map_err(|_| MemError::Busy)?;
+        self.mem.read(tid, addr, len)
+    }
+    fn write(&self, tid: u32, addr: u64, data: &[u8]) -> Result<(), MemError> {
+        let _a = self.wd.enter(self.uid).map_err(|_| MemError::Busy)?;
+        self.mem.write(tid, addr, data)
+    }
 }
 
 impl State {
@@ -115,6 +143,7 @@ impl State {
         let taken = self.core.take_ready(pw.queue, pw.plan.num as usize);
         Completion {
             reply: pw.reply,
+            uid: pw.uid,
             queue: pw.queue,
             arg: pw.arg,
             hdr: pw.hdr,
@@ -173,7 +202,6 @@ impl Dispatcher {
             .map(|(ty, fd)| Ok((ty, fd.try_clone_to_owned()?)))
             .collect::<std::io::Result<_>>()?;
         Ok(Dispatcher {
-            cfg,
             mem,
             notify,
             state: Mutex::new(State {
@@ -187,7 +215,33 @@ impl Dispatcher {
             used_retry: AtomicBool::new(false),
             kick,
             sources,
+            watchdog: Watchdog::new(cfg.stall, cfg.max_stalled),
+            cfg,
         })
+    }
+
+    /// The status picture (`kevent-cuse --status`): the core's snapshot
+    /// with the parked WAITs per queue, taken under the state lock.
+    pub fn snapshot(&self) -> crate::core::CoreSnapshot {
+        let st = self.lock();
+        let mut s = st.core.snapshot();
+        for q in &mut s.queues {
+            q.parked = st.parked.iter().filter(|p| p.queue == q.id).count();
+        }
+        s
+    }
+
+    /// The stall watchdog (the daemon starts its thread).
+    pub fn watchdog(&self) -> &Arc<Watchdog> {
+        &self.watchdog
+    }
+
+    fn mem(&self, uid: u32) -> Guarded<'_> {
+        Guarded {
+            mem: self.mem.as_ref(),
+            wd: &self.watchdog,
+            uid,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -326,6 +380,9 @@ impl Dispatcher {
                 warn!("second INIT ignored");
                 reply.error(Errno::EIO);
             }
+            Request::Open { .. } if self.watchdog.admit(h.uid).is_err() => {
+                reply.error(Errno::EAGAIN)
+            }
             Request::Open { flags } => {
                 let nonblock = flags & libc::O_NONBLOCK as u32 != 0;
                 let owner = crate::core::Owner {
@@ -451,9 +508,10 @@ impl Dispatcher {
         let hdr_bytes = if !io.data.is_empty() {
             io.data.to_vec()
         } else {
-            match self.mem.read(h.pid, io.arg, KeventUserControl::SIZE) {
+            match self.mem(h.uid).read(h.pid, io.arg, KeventUserControl::SIZE) {
                 Ok(b) => b,
                 Err(MemError::Fault) => return reply.error(Errno::EINVAL),
+                Err(MemError::Busy) => return reply.error(Errno::EAGAIN),
                 Err(MemError::Denied) => {
                     return self.unreachable(reply, can_retry, retry_for_header(io.arg))
                 }
@@ -500,11 +558,15 @@ impl Dispatcher {
             return self.unreachable(reply, can_retry, full_retry);
         }
         if ctl == Ctl::Wait {
-            return self.wait(reply, io.fh, arg, hdr, now);
+            return self.wait(reply, h.uid, io.fh, arg, hdr, now);
         }
-        let body = match arg.read(self.mem.as_ref(), KeventUserControl::SIZE, array as usize) {
+        if self.watchdog.admit(h.uid).is_err() {
+            return reply.error(Errno::EAGAIN);
+        }
+        let body = match arg.read(&self.mem(h.uid), KeventUserControl::SIZE, array as usize) {
             Ok(b) => b,
             Err(MemError::Fault) => return reply.error(Errno::EINVAL),
+            Err(MemError::Busy) => return reply.error(Errno::EAGAIN),
             Err(MemError::Denied) => return self.unreachable(reply, can_retry, full_retry),
         };
         let input = Ukevent::decode_array(&body, num as usize).expect("read num*40 bytes");
@@ -540,27 +602,31 @@ impl Dispatcher {
             out.result,
             out.events.len()
         );
-        self.finish_ctl(reply, arg, hdr, out, out_len as usize);
+        self.finish_ctl(reply, h.uid, arg, hdr, out, out_len as usize);
         self.run(work);
     }
 
     fn finish_ctl(
         &self,
         reply: Reply,
+        uid: u32,
         mut arg: ArgMem,
         hdr: KeventUserControl,
         out: CtlOutput,
         out_len: usize,
     ) {
         let header = out.num.map(|n| (n, hdr.timeout));
-        if let Err(e) = arg.write_back(self.mem.as_ref(), header, &out.events) {
+        if let Err(e) = arg.write_back(&self.mem(uid), header, &out.events) {
             // Nothing reached the caller: an ADD is undone (a REMOVE or
             // MODIFY has taken effect; the caller gets EINVAL all the same).
             warn!("u={}: write-back failed: {e}", reply.unique());
             if !out.added.is_empty() {
                 self.lock().core.rollback_add(&out.added);
             }
-            return reply.error(Errno::EINVAL);
+            return reply.error(match e {
+                MemError::Busy => Errno::EAGAIN,
+                _ => Errno::EINVAL,
+            });
         }
         let data = arg.reply_data(out_len);
         match out.result {
@@ -572,11 +638,20 @@ impl Dispatcher {
         }
     }
 
-    fn wait(&self, reply: Reply, q: QueueId, arg: ArgMem, hdr: KeventUserControl, now: Instant) {
+    fn wait(
+        &self,
+        reply: Reply,
+        uid: u32,
+        q: QueueId,
+        arg: ArgMem,
+        hdr: KeventUserControl,
+        now: Instant,
+    ) {
         self.settle(now);
         let plan = WaitPlan::new(hdr.num, hdr.timeout, self.cfg.max_kevents);
         let pw = ParkedWait {
             reply,
+            uid,
             queue: q,
             arg,
             hdr,
@@ -625,7 +700,7 @@ impl Dispatcher {
             return c.reply.ok(&fuse::encode_ioctl_out(0, &hdr.encode()));
         }
         let written = c.arg.write_back(
-            self.mem.as_ref(),
+            &self.mem(c.uid),
             Some((n as u32, c.hdr.timeout)),
             &c.taken.events,
         );
@@ -636,6 +711,7 @@ impl Dispatcher {
             return c.reply.error(match e {
                 MemError::Fault => Errno::EINVAL,
                 MemError::Denied => Errno::EPERM,
+                MemError::Busy => Errno::EAGAIN,
             });
         }
         self.lock().core.commit_taken(c.taken);

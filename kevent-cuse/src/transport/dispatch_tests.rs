@@ -132,6 +132,8 @@ fn rig(transport: TransportKind) -> Rig {
             max_kevents: 1023,
             file_mode: 0o666,
             access: Default::default(),
+            stall: Duration::from_millis(200),
+            max_stalled: 4,
         },
         core,
         Box::new(mem.clone()),

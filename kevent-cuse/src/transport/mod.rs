@@ -10,6 +10,7 @@ pub mod fuse_file;
 pub mod ioctl;
 pub mod readers;
 pub mod reply;
+pub mod stall;
 pub mod uring;
 
 use kevent_protocol::fuse;

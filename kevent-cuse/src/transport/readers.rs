@@ -15,6 +15,7 @@
 
 use super::dispatch::Dispatcher;
 use super::reply::Sink;
+use super::stall;
 use super::{Channel, READ_BUFFER};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use std::fmt;
@@ -120,13 +121,16 @@ impl Readers {
         cpu: Option<usize>,
         spin: Duration,
     ) -> io::Result<()> {
-        let stopper = self.stopper.clone();
-        self.spawn(name, move || {
-            if let Some(cpu) = cpu {
-                pin_to(cpu);
-            }
-            serve(&d, channel, spin, &stopper)
-        })
+        let h = spawn_reader_thread(ReaderArgs {
+            name,
+            d,
+            channel,
+            cpu,
+            spin,
+            stop: self.stopper.clone(),
+        })?;
+        self.handles.push(h);
+        Ok(())
     }
 
     /// Stops the threads and waits at most `grace` for them; a thread stuck
@@ -147,6 +151,35 @@ impl Readers {
             }
         }
     }
+}
+
+/// Everything a reader thread needs (and its replacement, if the stall
+/// watchdog abandons it).
+#[derive(Clone)]
+struct ReaderArgs {
+    name: String,
+    d: Arc<Dispatcher>,
+    channel: Arc<Channel>,
+    cpu: Option<usize>,
+    spin: Duration,
+    stop: Stopper,
+}
+
+fn spawn_reader_thread(args: ReaderArgs) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(args.name.clone())
+        .spawn(move || {
+            let again = args.clone();
+            stall::set_role(Arc::new(move || {
+                if let Err(e) = spawn_reader_thread(again.clone()) {
+                    warn!("starting a replacement reader: {e}");
+                }
+            }));
+            if let Some(cpu) = args.cpu {
+                pin_to(cpu);
+            }
+            serve(&args.d, args.channel, args.spin, &args.stop)
+        })
 }
 
 /// The CPUs this process may run on (its affinity mask), in order.
@@ -178,7 +211,7 @@ pub fn serve(d: &Dispatcher, channel: Arc<Channel>, spin: Duration, stop: &Stopp
         match channel.read_request(&mut buf) {
             Ok(Some(n)) => {
                 d.handle(&buf[..n], &sink, Instant::now());
-                if d.destroyed() {
+                if d.destroyed() || stall::abandoned() {
                     return;
                 }
                 if !spin.is_zero() {
