@@ -10,6 +10,7 @@ use crate::transport::access::{Access, NodeAttrs};
 use crate::transport::dispatch::{Config, Dispatcher};
 use crate::transport::readers::{Readers, ServeMode};
 use crate::transport::stall;
+use crate::transport::uring::{self, UringServer};
 use crate::transport::{cuse, fuse_file, Served, SetupError, TransportKind};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -39,6 +40,9 @@ pub enum ServeChoice {
     Single,
     /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
     Percpu,
+    /// FUSE-over-io_uring, one pinned ring per possible CPU (FUSE file
+    /// only); percpu where the kernel or the parameter does not allow it.
+    Uring,
 }
 
 /// Daemon settings (from the command line).
@@ -58,6 +62,10 @@ pub struct Options {
     pub serve: ServeChoice,
     /// How long a reader spins on non-blocking reads before it sleeps.
     pub spin: Duration,
+    /// `uring`: may switch the fuse module parameter `enable_uring` on.
+    pub uring_switch: bool,
+    /// `uring`: entries per queue (WAITs parked from one CPU at once).
+    pub uring_depth: u32,
     /// A caller-memory access older than this is abandoned.
     pub stall: Duration,
     /// Stuck accesses allowed per uid before its requests get EAGAIN.
@@ -91,6 +99,8 @@ impl Options {
             user_descriptors: Limits::DEFAULT_DESCRIPTORS,
             serve: ServeChoice::Auto,
             spin: Duration::from_micros(50),
+            uring_switch: true,
+            uring_depth: 256,
             stall: Duration::from_millis(200),
             max_stalled: 4,
         }
@@ -146,6 +156,17 @@ fn validate(opts: &Options) -> Result<(), StartError> {
             "--max-kevents must be at least 1".into(),
         ));
     }
+    if opts.serve == ServeChoice::Uring && opts.transport == Choice::Cuse {
+        return Err(StartError::BadOption(
+            "--serve uring needs the FUSE-file transport (a CUSE connection does not negotiate io_uring)"
+                .into(),
+        ));
+    }
+    if opts.uring_depth == 0 {
+        return Err(StartError::BadOption(
+            "--uring-depth must be at least 1".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -189,14 +210,18 @@ fn show_limit(n: u32) -> String {
     }
 }
 
-fn setup_transport(opts: &Options) -> Result<Served, StartError> {
+fn setup_transport(opts: &Options, want_uring: bool) -> Result<Served, StartError> {
     let fuse_path = || {
         opts.path
             .clone()
             .unwrap_or_else(|| PathBuf::from("/dev").join(&opts.name))
     };
     match opts.transport {
-        Choice::Fuse => Ok(fuse_file::serve(&fuse_path(), opts.attrs())?),
+        Choice::Fuse => Ok(fuse_file::serve_with(
+            &fuse_path(),
+            opts.attrs(),
+            want_uring,
+        )?),
         Choice::Cuse => {
             let fd = cuse::open_channel().or_else(|_| {
                 modprobe_cuse();
@@ -217,7 +242,11 @@ fn setup_transport(opts: &Options) -> Result<Served, StartError> {
                 Ok(fd) => Ok(cuse::serve(fd, &opts.name, opts.attrs())?),
                 Err(e) => {
                     info!("no CUSE ({e}); using the FUSE-file transport");
-                    Ok(fuse_file::serve(&fuse_path(), opts.attrs())?)
+                    Ok(fuse_file::serve_with(
+                        &fuse_path(),
+                        opts.attrs(),
+                        want_uring,
+                    )?)
                 }
             }
         }
@@ -282,15 +311,40 @@ fn spawn_event_thread(
     Ok(())
 }
 
-/// Starts the serving threads of the chosen mode.
+/// Starts the serving threads of the chosen mode (and the rings in `uring`
+/// mode, where the readers are the one /dev/fuse reader for INTERRUPT and
+/// FORGET). `uring_unusable`: why `uring` falls back to percpu.
 fn start_serving(
     opts: &Options,
     served: &Served,
     d: &Arc<Dispatcher>,
-) -> Result<Readers, StartError> {
+    uring_unusable: Option<String>,
+) -> Result<(Readers, Option<UringServer>), StartError> {
     let cuse = served.kind == TransportKind::Cuse;
+    if opts.serve == ServeChoice::Uring {
+        if cuse {
+            return Err(StartError::BadOption(
+                "--serve uring needs the FUSE-file transport (a CUSE connection does not negotiate io_uring)"
+                    .into(),
+            ));
+        }
+        let io = |e| StartError::Io("starting the serving threads", e);
+        let why = match uring_unusable {
+            Some(why) => why,
+            None if !served.io_uring => {
+                "the kernel did not offer FUSE-over-io_uring at INIT".to_string()
+            }
+            None => match start_uring(opts, served, d) {
+                Ok(pair) => return Ok(pair),
+                Err(e) => format!("setting up the rings failed: {e}"),
+            },
+        };
+        warn!("cannot serve over FUSE-over-io_uring ({why}); falling back to percpu");
+        return start_percpu(opts, served, d).map(|r| (r, None)).map_err(io);
+    }
     let mode =
         match opts.serve {
+            ServeChoice::Uring => unreachable!("handled above"),
             ServeChoice::Single => ServeMode::Single,
             ServeChoice::Auto if cuse => ServeMode::Single,
             ServeChoice::Auto => ServeMode::Percpu,
@@ -303,7 +357,7 @@ fn start_serving(
     let io = |e| StartError::Io("starting the serving threads", e);
     match mode {
         ServeMode::Percpu => match start_percpu(opts, served, d) {
-            Ok(r) => return Ok(r),
+            Ok(r) => return Ok((r, None)),
             Err(e) if opts.serve == ServeChoice::Auto => {
                 warn!("percpu serving unavailable ({e}); serving with one reader")
             }
@@ -321,7 +375,34 @@ fn start_serving(
             opts.spin,
         )
         .map_err(io)?;
-    Ok(readers)
+    Ok((readers, None))
+}
+
+/// uring: the rings, plus one reader on /dev/fuse for INTERRUPT and FORGET.
+fn start_uring(
+    opts: &Options,
+    served: &Served,
+    d: &Arc<Dispatcher>,
+) -> Result<(Readers, Option<UringServer>), String> {
+    let ropts = uring::Options {
+        depth: opts.uring_depth,
+        payload: (fuse_file::URING_MAX_PAGES as usize * 4096)
+            .max(fuse_file::URING_MAX_WRITE as usize),
+        register_timeout: Duration::from_secs(10),
+    };
+    let server =
+        UringServer::start(served.channel.clone(), d.clone(), ropts).map_err(|e| e.to_string())?;
+    let mut readers = Readers::new(ServeMode::Uring).map_err(|e| e.to_string())?;
+    readers
+        .spawn_reader(
+            "kevent-fuse-dev".into(),
+            d.clone(),
+            served.channel.clone(),
+            None,
+            Duration::ZERO,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((readers, Some(server)))
 }
 
 /// percpu: one clone of the channel per CPU the daemon may run on, each
@@ -384,7 +465,20 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| StartError::Io("signalfd", e.into()))?;
 
-    let served = setup_transport(&opts)?;
+    // uring: the module parameter and io_uring itself are checked before
+    // mounting (a mount that agreed on io_uring holds every request until
+    // the rings exist).
+    let mut uring_param: Option<uring::EnableUring> = None;
+    let mut uring_unusable: Option<String> = None;
+    if opts.serve == ServeChoice::Uring {
+        match uring::EnableUring::probe_rings()
+            .and_then(|()| uring::EnableUring::prepare(opts.uring_switch))
+        {
+            Ok(p) => uring_param = Some(p),
+            Err(why) => uring_unusable = Some(why),
+        }
+    }
+    let served = setup_transport(&opts, uring_param.is_some())?;
     // The sources are built once the device exists: SOCKET and POLL must
     // tell it apart among a caller's files (never poll or close it on a
     // serving thread). Nothing reads requests before the loop runs.
@@ -416,7 +510,18 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     d.watchdog()
         .start()
         .map_err(|e| StartError::Io("watchdog thread", e))?;
-    let readers = start_serving(&opts, &served, &d)?;
+    let started = start_serving(&opts, &served, &d, uring_unusable);
+    // Registered (or given up): the connection keeps io_uring without it.
+    if let Some(mut p) = uring_param.take() {
+        p.restore();
+    }
+    let (readers, rings) = match started {
+        Ok(pair) => pair,
+        Err(e) => {
+            served.teardown();
+            return Err(e);
+        }
+    };
     // If this process is killed, a watcher aborts the connection it leaves.
     let watcher = match served.kind {
         TransportKind::FuseFile => crate::deathwatch::Watcher::spawn(&served.node)
@@ -451,6 +556,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         });
     if done_rx.recv_timeout(Duration::from_millis(150)).is_err() {
         warn!("some parked WAITs could not be answered in 150 ms (stuck caller memory)");
+    }
+    // uring: the rings hand in those answers, then stop.
+    if let Some(rings) = rings {
+        rings.join(Duration::from_secs(1));
     }
     d.watchdog().stop();
     drop(d);

@@ -25,6 +25,18 @@ enum ServeArg {
     Single,
     /// One pinned reader per CPU on cloned /dev/fuse fds (FUSE file only).
     Percpu,
+    /// FUSE-over-io_uring, one pinned ring per CPU (FUSE file only; kernel
+    /// 6.14+); falls back to percpu, saying why, where it cannot be used.
+    Uring,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum UringParamArg {
+    /// Switch /sys/module/fuse/parameters/enable_uring on for the mount if
+    /// it is off, and put it back once the rings are registered.
+    Switch,
+    /// Never write it: with it off, `--serve uring` falls back to percpu.
+    Keep,
 }
 
 /// Serve the 2006 /dev/kevent ioctl ABI from userspace.
@@ -56,6 +68,16 @@ struct Cli {
     /// sleeps (0: sleep at once).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=100_000))]
     spin_us: u64,
+    /// With --serve uring: whether the daemon may switch the fuse module
+    /// parameter enable_uring on (it is global; it is put back right after
+    /// the rings are registered).
+    #[arg(long, value_enum, default_value = "switch")]
+    uring_param: UringParamArg,
+    /// With --serve uring: ring entries per CPU. A WAIT parked on the ring
+    /// holds its entry, so this bounds the WAITs parked from one CPU before
+    /// further requests from that CPU wait.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    uring_depth: u32,
     /// Milliseconds after which a serving thread stuck in a caller's memory
     /// (a page that never resolves) is abandoned and replaced.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=60_000))]
@@ -153,8 +175,11 @@ fn main() -> std::process::ExitCode {
             ServeArg::Auto => ServeChoice::Auto,
             ServeArg::Single => ServeChoice::Single,
             ServeArg::Percpu => ServeChoice::Percpu,
+            ServeArg::Uring => ServeChoice::Uring,
         },
         spin: std::time::Duration::from_micros(cli.spin_us),
+        uring_switch: matches!(cli.uring_param, UringParamArg::Switch),
+        uring_depth: cli.uring_depth,
         owner: cli.owner,
         group: cli.group,
         user_queues: cli.max_queues_per_user,

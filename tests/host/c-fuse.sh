@@ -1,6 +1,6 @@
 #!/bin/bash
 # The C test programs against the FUSE-file transport on the host, once per
-# serving mode (KEVENT_SERVE_MODES, default "single percpu"): for each mode
+# serving mode (KEVENT_SERVE_MODES, default "single percpu uring"): for each mode
 # one daemon on a temporary path serves every program; afterwards it must
 # still be alive (no crash, whatever the hostile tests did), hold no more
 # descriptors than before, exit 0 on SIGTERM and leave no mount behind.
@@ -9,13 +9,22 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/host/lib.sh
 ctests=${1:-target/ctests}
-modes=${KEVENT_SERVE_MODES:-single percpu}
+modes=${KEVENT_SERVE_MODES:-single percpu uring}
 dir=$(mktemp -d /tmp/kevent-c.XXXXXX)
 dev=$dir/kevent
-trap 'stop_daemon; umount -l "$dev" 2>/dev/null; rm -rf "$dir"' EXIT
+# uring switches the global fuse parameter enable_uring on for its mount and
+# puts it back itself; put it back here too should the daemon die first.
+param=/sys/module/fuse/parameters/enable_uring
+saved_param=$(cat "$param" 2>/dev/null)
+restore_param() { [ -z "$saved_param" ] || echo "$saved_param" >"$param"; }
+trap 'stop_daemon; umount -l "$dev" 2>/dev/null; restore_param; rm -rf "$dir"' EXIT
 
 all_rc=0
 for mode in $modes; do
+    if [ "$mode" = uring ] && [ ! -e "$param" ]; then
+        echo "# SKIP [uring]: $param does not exist: this kernel has no FUSE-over-io_uring (6.14+ with CONFIG_FUSE_IO_URING)"
+        continue
+    fi
     DAEMON_LOG=$dir/daemon-$mode.log
     if ! start_daemon "$dev" --serve "$mode"; then
         not_ok "[$mode] daemon starts"

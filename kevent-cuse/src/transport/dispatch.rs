@@ -330,6 +330,34 @@ impl Dispatcher {
         d
     }
 
+    /// True for a request that is answered without touching the caller's
+    /// memory beyond the header the kernel itself just read, and without
+    /// resolving a path or a caller's descriptor (nothing that can wait on
+    /// another filesystem or re-enter the daemon's own mount): the `uring`
+    /// mode serves these on the ring thread itself. A WAIT qualifies while
+    /// its queue has nothing ready (it then answers at once with 0 or
+    /// parks); ADD, MODIFY and REMOVE read the caller's array, RELEASE
+    /// closes what a queue held: those go to a worker thread.
+    pub fn answers_inline(&self, buf: &[u8]) -> bool {
+        let Ok(msg) = fuse::decode(buf) else {
+            return true; // answered EIO at once
+        };
+        match msg.request {
+            Request::Ioctl(io) => {
+                let wait = match io.cmd {
+                    KEVENT_USER_WAIT => true,
+                    KEVENT_USER_CTL => {
+                        KeventUserControl::decode(io.data).is_some_and(|h| h.cmd == KEVENT_CTL_WAIT)
+                    }
+                    _ => return true, // ENODEV
+                };
+                wait && !io.data.is_empty() && self.lock().core.ready_len(io.fh) == 0
+            }
+            Request::Release { .. } | Request::Interrupt { .. } | Request::Forget => false,
+            _ => true,
+        }
+    }
+
     /// Handles one request as read from the channel; replies go to `sink`
     /// (the fd that read it).
     pub fn handle(&self, buf: &[u8], sink: &Sink, now: Instant) {
@@ -519,6 +547,8 @@ impl Dispatcher {
             } else {
                 return self.retry(reply, retry_for(io.arg, in_len, out_len));
             }
+        } else if !unrestricted && io.out_size as usize == KeventUserControl::SIZE {
+            ArgMem::remote(h.pid, io.arg).with_header_in_reply()
         } else {
             ArgMem::remote(h.pid, io.arg)
         };
@@ -659,6 +689,16 @@ impl Dispatcher {
     /// Writes a WAIT's events into the caller (one write) and answers it.
     fn deliver(&self, mut c: Completion) {
         let n = c.taken.events.len();
+        if n == 0 && c.arg.header_in_reply() {
+            // Nothing to deliver on the FUSE file: the header (num 0) goes
+            // back in the reply, which the kernel copies over the caller's
+            // header; the caller's memory is not touched here at all.
+            self.lock().core.commit_taken(c.taken);
+            let mut hdr = c.hdr;
+            hdr.num = 0;
+            debug!("u={} WAIT -> 0", c.reply.unique());
+            return c.reply.ok(&fuse::encode_ioctl_out(0, &hdr.encode()));
+        }
         let written = c.arg.write_back(
             &self.mem(c.uid),
             Some((n as u32, c.hdr.timeout)),
@@ -792,16 +832,7 @@ impl super::uring::Handler for Dispatcher {
     }
 
     fn inline_ok(&self, req: &[u8]) -> bool {
-        // Bookkeeping only: no caller memory, no caller descriptor, no path.
-        let op = req
-            .get(4..8)
-            .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")));
-        matches!(
-            op,
-            Some(
-                opcode::FUSE_OPEN | opcode::FUSE_FLUSH | opcode::FUSE_GETATTR | opcode::FUSE_FORGET
-            )
-        )
+        self.answers_inline(req)
     }
 }
 

@@ -25,6 +25,9 @@ pub struct ArgMem {
     gathered: Option<Vec<u8>>,
     /// The reply's out data (RETRY leg), if any.
     out: Option<Vec<u8>>,
+    /// Restricted ioctl (FUSE file) whose out size is the header: the
+    /// kernel copies the reply's data over the caller's header.
+    header_in_reply: bool,
 }
 
 impl ArgMem {
@@ -35,7 +38,21 @@ impl ArgMem {
             base,
             gathered: None,
             out: None,
+            header_in_reply: false,
         }
+    }
+
+    /// Marks a restricted ioctl whose out size is exactly the header: an
+    /// answer without events can then carry the header in the reply and
+    /// leave the caller's memory alone.
+    pub fn with_header_in_reply(mut self) -> Self {
+        self.header_in_reply = self.gathered.is_none();
+        self
+    }
+
+    /// See [`ArgMem::with_header_in_reply`].
+    pub fn header_in_reply(&self) -> bool {
+        self.header_in_reply
     }
 
     /// Caller memory gathered by the kernel; writes go to a buffer of
@@ -48,6 +65,7 @@ impl ArgMem {
             base,
             gathered: Some(data.to_vec()),
             out: Some(out),
+            header_in_reply: false,
         }
     }
 
