@@ -416,6 +416,17 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     d.watchdog()
         .start()
         .map_err(|e| StartError::Io("watchdog thread", e))?;
+    // `kevent-cuse --status`: the status thread holds only a weak reference.
+    let status = {
+        let weak = Arc::downgrade(&d);
+        let header = crate::status::Header {
+            node: served.node.clone(),
+            transport: served.kind.to_string(),
+        };
+        crate::status::StatusServer::start(header, move || {
+            weak.upgrade().map(|d| d.snapshot()).unwrap_or_default()
+        })
+    };
     let readers = start_serving(&opts, &served, &d)?;
     info!(
         "ready: {} over {}, serving mode {} ({} thread(s), spin {} us; max {} kevents per queue)",
@@ -446,6 +457,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         warn!("some parked WAITs could not be answered in 150 ms (stuck caller memory)");
     }
     d.watchdog().stop();
+    drop(status);
     drop(d);
     let node = served.node.clone();
     let kind = served.kind;
