@@ -139,6 +139,9 @@ int main(int argc, char **argv)
 
 			memset(&oo, 0, sizeof(oo));
 			oo.fh = 1;
+			/* Keep the page cache: an open must not wait for the
+			 * page a pending READ holds locked. */
+			oo.open_flags = FOPEN_KEEP_CACHE;
 			reply(ih->unique, 0, &oo, sizeof(oo));
 			break;
 		}

@@ -48,7 +48,9 @@ use super::poll::poll_now;
 use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
-use crate::sys::pidfd::{examine, CallerProcess, FileKind, OwnDevice, ProcCache, Reach};
+use crate::sys::pidfd::{
+    examine, CallerProcess, CallerThread, FileKind, OwnDevice, ProcCache, Reach,
+};
 use backlog::Table;
 use kevent_protocol::kevent::{
     Ukevent, KEVENT_SOCKET_ACCEPT, KEVENT_SOCKET_RECV, KEVENT_SOCKET_SEND,
@@ -157,18 +159,25 @@ impl SocketSource {
     }
 
     /// Fetches the caller's socket: (descriptor, st_dev, st_ino).
-    fn fetch(&self, process: &CallerProcess, fd: u32) -> Result<(OwnedFd, (u32, u32), u64), Errno> {
-        let file = process.fetch(fd)?;
-        match examine(&file, &self.own, process.tgid()) {
+    /// The descriptor is looked up in the table of `thread`, the caller of
+    /// the ADD or MODIFY being served (sys::pidfd, "The descriptor rule").
+    fn fetch(
+        &self,
+        thread: &CallerThread,
+        uid: u32,
+        fd: u32,
+    ) -> Result<(OwnedFd, (u32, u32), u64), Errno> {
+        let file = thread.fetch(fd)?;
+        match examine(&file, &self.own, thread.tid()) {
             Ok(f) if f.kind == FileKind::Socket => Ok((file, f.dev, f.ino)),
             Ok(f) => {
                 if f.reach == Reach::Userspace {
-                    self.disposer.dispose(file);
+                    self.disposer.dispose_as(uid, file);
                 }
                 Err(Errno::EINVAL)
             }
             Err(e) => {
-                self.disposer.dispose(file);
+                self.disposer.dispose_as(uid, file);
                 Err(Errno::from_io(&e))
             }
         }
@@ -213,8 +222,11 @@ impl SocketSource {
         uk: &Ukevent,
         caller: &Caller,
     ) -> Result<Outcome, Errno> {
+        let thread = CallerThread::open(caller.tid)?;
+        let (sock, dev, ino) = self.fetch(&thread, caller.uid, uk.id[0])?;
+        // The registrant's process, for its network namespace's
+        // /proc/PID/net tables (the accept queue length) only.
         let process = self.procs.get(caller.tid)?;
-        let (sock, dev, ino) = self.fetch(&process, uk.id[0])?;
         let mut w = Watch {
             process,
             fd: uk.id[0],
@@ -340,7 +352,7 @@ impl Source for SocketSource {
             .unwrap_or_else(Outcome::Failed)
     }
 
-    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Outcome {
         let Some(w) = self.watches.get(&reg) else {
             return Outcome::Queued;
         };
@@ -348,7 +360,9 @@ impl Source for SocketSource {
             // Its socket is gone; the BROKEN delivery is on its way.
             return Outcome::Queued;
         }
-        let (sock, dev, ino) = match self.fetch(&w.process, w.fd) {
+        // Resolved in the MODIFY caller's table, never the registrant's.
+        let fetched = CallerThread::open(caller.tid).and_then(|t| self.fetch(&t, caller.uid, w.fd));
+        let (sock, dev, ino) = match fetched {
             Ok(s) => s,
             Err(e) => return Outcome::Failed(e),
         };
