@@ -510,6 +510,17 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     d.watchdog()
         .start()
         .map_err(|e| StartError::Io("watchdog thread", e))?;
+    // `kevent-cuse --status`: the status thread holds only a weak reference.
+    let status = {
+        let weak = Arc::downgrade(&d);
+        let header = crate::status::Header {
+            node: served.node.clone(),
+            transport: served.kind.to_string(),
+        };
+        crate::status::StatusServer::start(header, move || {
+            weak.upgrade().map(|d| d.snapshot()).unwrap_or_default()
+        })
+    };
     let started = start_serving(&opts, &served, &d, uring_unusable);
     // Registered (or given up): the connection keeps io_uring without it.
     if let Some(mut p) = uring_param.take() {
@@ -562,6 +573,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         rings.join(Duration::from_secs(1));
     }
     d.watchdog().stop();
+    drop(status);
     drop(d);
     drop(watcher);
     let node = served.node.clone();

@@ -217,4 +217,61 @@ limits_round "descriptors" 60 "queues=3 timers=25 open3=EMFILE timer25=EMFILE ag
     --max-descriptors-per-user 25 --max-queues-per-user 3
 chmod 755 "$dir"
 
+# --- kevent-cuse --status -------------------------------------------------------
+# A known set of queues of user A: q1 two TIMERs registered, a POLL ready at
+# once, one WAIT answered; q2 an INODE and a 10 ms TIMER left uncollected
+# (ready); q3 empty with a WAIT sleeping on it (parked).
+rm -f "$dir/release" "$dir/status.out"
+chmod 1777 "$dir"
+start_daemon "$dev"
+as $UA $UA - '
+import os, sys, threading, time, tempfile, security_kq as kq
+q1, q2, q3 = (kq.open_dev(sys.argv[1]) for _ in range(3))
+r, w = os.pipe()
+os.write(w, b"x")
+rc1, _ = kq.add(q1, [kq.uk(kq.TIMER, id0=100000), kq.uk(kq.TIMER, id0=100000, id1=1), kq.uk(kq.POLL, id0=r)])
+kq.wait(q1, 1, 1)
+d = os.open(tempfile.mkdtemp(dir=sys.argv[2]), os.O_RDONLY)
+rc2, _ = kq.add(q2, [kq.uk(kq.INODE, id0=d), kq.uk(kq.TIMER, id0=10)])
+threading.Thread(target=kq.wait, args=(q3, 1, 60000), daemon=True).start()
+print(os.getpid(), rc1, rc2, flush=True)
+for _ in range(1200):
+    if os.path.exists(sys.argv[3]):
+        break
+    time.sleep(0.05)
+' "$dir" "$dir/release" >"$dir/status.out" &
+holder=$!
+wait_until 30 test -s "$dir/status.out"
+read -r apid rc1 rc2 <"$dir/status.out"
+expect_eq "status fixture: ADDs as expected" "1 0" "$rc1 $rc2"
+status() { "$KEVENT_BIN" --status --path "$dev"; }
+# The WAIT parks and the TIMER fires asynchronously: poll for both.
+wait_until 20 sh -c "'$KEVENT_BIN' --status --path '$dev' | grep -q 'ready=1 parked=1\$'"
+out=$(status | grep -v '^kevent-cuse pid=')
+expect_eq "--status lists the queues, users and totals (exact counts)" \
+"limits queues=1024 kevents=65536 descriptors=4096 descriptors_all_users=$(status | sed -n 's/.*descriptors_all_users=\([0-9]*\).*/\1/p')
+queue id=1 pid=$apid uid=$UA nonblock=0 socket=0 inode=0 timer=2 poll=0 naio=0 aio=0 ready=0 parked=0 waits=1 ready_at_once=1 total=3
+queue id=2 pid=$apid uid=$UA nonblock=0 socket=0 inode=1 timer=1 poll=0 naio=0 aio=0 ready=1 parked=0 waits=0 ready_at_once=0 total=2
+queue id=3 pid=$apid uid=$UA nonblock=0 socket=0 inode=0 timer=0 poll=0 naio=0 aio=0 ready=0 parked=1 waits=0 ready_at_once=0 total=0
+user uid=$UA queues=3 kevents=4 descriptors=4
+total queues=3 kevents=4 ready=1 parked=1" "$out"
+case $(status | head -1) in "kevent-cuse pid=$DAEMON_PID node=$dev transport=FUSE-file") ok "--status names the daemon" ;;
+*) not_ok "--status names the daemon" "$(status | head -1)" ;; esac
+sock=/run/kevent-cuse/$(echo "${dev#/}" | sed 's/-/\\x2d/g; s,/,-,g').sock
+expect_eq "the status socket is root's, mode 0600, in a 0700 directory" "0:600 0:700" \
+    "$(stat -c %u:%a "$sock" 2>&1) $(stat -c %u:%a /run/kevent-cuse)"
+out=$(setpriv --reuid=$UA --regid=$UA --clear-groups "$KEVENT_BIN" --status --path "$dev" 2>&1)
+rc=$?
+case "$rc:$out" in 1:*"are you root"*) ok "--status as a user fails, naming root" ;; *) not_ok "--status as a user fails, naming root" "$rc:$out" ;; esac
+touch "$dir/release"
+wait "$holder"
+chmod 755 "$dir"
+wait_until 10 sh -c "'$KEVENT_BIN' --status --path '$dev' | grep -q '^total queues=0 kevents=0 ready=0 parked=0\$'"
+expect_eq "after the owner exits: no queue, no user left" "total queues=0 kevents=0 ready=0 parked=0" \
+    "$(status | grep -v '^kevent-cuse\|^limits')"
+stop_daemon
+check "the status socket is removed at exit" test ! -e "$sock"
+out=$("$KEVENT_BIN" --status --path "$dev" 2>&1)
+case "$?:$out" in 1:*"is a kevent-cuse serving"*) ok "--status without a daemon fails clearly" ;; *) not_ok "--status without a daemon fails clearly" "$out" ;; esac
+
 finish
