@@ -85,15 +85,26 @@ fn validate(opts: &Options) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Raises the soft descriptor limit to the hard one: every TIMER holds a
-/// timerfd, so a few full queues need thousands of descriptors.
+/// Raises the descriptor limit as far as the system allows: the hard limit
+/// up to `fs.nr_open` (root may raise it), else the soft one to the hard
+/// one. Each SOCKET or POLL kevent briefly or permanently needs a
+/// descriptor, and a large deployment has many queues.
 fn raise_nofile() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                warn!("raising RLIMIT_NOFILE: {e}");
-            }
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if nr_open > hard && setrlimit(Resource::RLIMIT_NOFILE, nr_open, nr_open).is_ok() {
+        info!("RLIMIT_NOFILE raised to {nr_open}");
+        return;
+    }
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            warn!("raising RLIMIT_NOFILE: {e}");
         }
     }
 }
