@@ -3,7 +3,7 @@
 //! Data flows one way each: `protocol` (bytes) -> [`transport`] (the kernel
 //! channel and the caller's memory) -> [`core`] (queues, ready lists) ->
 //! [`sources`] (one module per event type), and back.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod core;
 pub mod daemon;
