@@ -4,12 +4,13 @@
  * The names and values are those of include/linux/kevent.h in
  * "kevent: generic event processing subsystem" (Evgeniy Polyakov,
  * 26 July 2006, "take1"), which was never merged into Linux.  The device is
- * served by the kevent-cuse daemon (see /work/shared/ABI.md, section 1).
+ * served by the kevent-cuse daemon: see kevent(4), and docs/ABI.md in its
+ * sources (section 1 for these numbers).
  *
  * Unlike the 2006 header this one is self-contained: it pulls in
  * <linux/types.h> for __u32 and <sys/ioctl.h> for _IOWR() and ioctl().
  *
- * Layout reminder (ABI.md section 2): the argument of both ioctls is a
+ * Layout reminder (docs/ABI.md section 2): the argument of both ioctls is a
  * struct kevent_user_control immediately followed by hdr.num struct ukevent,
  * so the array starts at arg + 12 and is only 4-byte aligned.
  */
@@ -135,7 +136,7 @@ struct kevent_user_control
 #define KEVENT_USER_WAIT	_IOWR(KEVENT_USER_SYMBOL, 1, struct kevent_user_control)
 
 /*
- * Compile-time checks of the ABI (ABI.md section 1).  Same values on i386
+ * Compile-time checks of the ABI (docs/ABI.md section 1).  Same values on i386
  * and x86-64.
  */
 #if defined(__cplusplus) && __cplusplus >= 201103L
@@ -158,7 +159,7 @@ __KEVENT_ASSERT((unsigned long)KEVENT_USER_WAIT == 0xC00C4B01UL,
 
 /*
  * The 2006 system calls, provided as library functions by libkevent
- * (ABI.md section 5 item 5) on top of the ioctls.
+ * (docs/ABI.md section 5 item 5) on top of the ioctls.
  *
  * kevent_ctl(fd, arg): arg is a struct kevent_user_control followed by
  *   hdr.num ukevents.  cmd KEVENT_CTL_INIT opens the device ($KEVENT_DEVICE,

@@ -3,7 +3,7 @@
  *
  * The take1 patch added four system calls (kevent_ctl, aio_recv, aio_send,
  * aio_sendfile).  A userspace daemon cannot add system calls, so programs
- * written against them link this library instead (ABI.md section 5 item 5).
+ * written against them link this library instead (docs/ABI.md section 5 item 5).
  * Each function keeps the 2006 prototype and return convention.
  *
  * Decisions the ABI leaves open, kept here in one place:

@@ -45,7 +45,7 @@ pub enum Error {
     },
 }
 
-/// The result of an ADD (ABI.md §3).
+/// The result of an ADD (docs/ABI.md §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
     /// The ioctl's return value: count of written-back ukevents when the

@@ -3,15 +3,11 @@
 
 use crate::core::Core;
 use crate::reactor::{self, Exit};
-use crate::sources::inode::InodeSource;
-use crate::sources::timer::TimerSource;
-use crate::sources::{poll::PollSource, socket::SocketSource};
-use crate::sys::pidfd::{OwnDevice, SharedOwnDevice};
+use crate::sources::{build_all, SourceCtx};
+use crate::sys::pidfd::OwnDevice;
 use crate::sys::remote_mem::ProcessVm;
 use crate::transport::dispatch::{Config, Dispatcher};
 use crate::transport::{cuse, fuse_file, ChannelSink, Served, SetupError, TransportKind};
-use kevent_protocol::kevent::{KEVENT_INODE, KEVENT_TIMER};
-use kevent_protocol::kevent::{KEVENT_POLL, KEVENT_SOCKET};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::os::fd::AsFd;
@@ -59,6 +55,9 @@ pub enum StartError {
     /// Device setup failed.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// A source could not be set up.
+    #[error("{0} source: {1}")]
+    Source(&'static str, std::io::Error),
     /// Other system errors.
     #[error("{0}: {1}")]
     Io(&'static str, std::io::Error),
@@ -195,27 +194,19 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| StartError::Io("signalfd", e.into()))?;
 
-    let mut core = Core::new(opts.max_kevents);
-    core.set_source(
-        KEVENT_TIMER,
-        Box::new(TimerSource::new().map_err(|e| StartError::Io("timer source", e))?),
-    );
-    core.set_source(
-        KEVENT_INODE,
-        Box::new(InodeSource::new().map_err(|e| StartError::Io("inode source", e))?),
-    );
-    // SOCKET and POLL must tell the served device apart (CUSE.md, "Ordering
-    // pitfalls"); its identity is filled in once it exists.
-    let own = SharedOwnDevice::default();
-    let poll = PollSource::new(own.clone()).map_err(|e| StartError::Io("poll source", e))?;
-    let socket = SocketSource::new(own.clone(), poll.disposer())
-        .map_err(|e| StartError::Io("socket source", e))?;
-    core.set_source(KEVENT_SOCKET, Box::new(socket));
-    core.set_source(KEVENT_POLL, Box::new(poll));
-
     let served = setup_transport(&opts)?;
+    // The sources are built once the device exists: SOCKET and POLL must
+    // tell it apart among a caller's files (never poll or close it on a
+    // serving thread). Nothing reads requests before the loop runs.
     let cuse = served.kind == TransportKind::Cuse;
-    own.set(OwnDevice::of_served(cuse, &served.node));
+    let mut core = Core::new(opts.max_kevents);
+    let built = SourceCtx::new(OwnDevice::of_served(cuse, &served.node))
+        .map_err(|e| ("poll offload", e))
+        .and_then(|ctx| build_all(&ctx, &mut core));
+    if let Err((what, e)) = built {
+        served.teardown();
+        return Err(StartError::Source(what, e));
+    }
     let cfg = Config {
         transport: served.kind,
         max_kevents: opts.max_kevents,

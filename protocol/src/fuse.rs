@@ -1,5 +1,5 @@
 //! The FUSE/CUSE wire messages the daemon speaks (`include/uapi/linux/fuse.h`,
-//! shared/CUSE.md "Framing", "IOCTL", "POLL", "INTERRUPT").
+//! docs/WIRE.md "Framing", "IOCTL", "POLL", "INTERRUPT").
 //!
 //! A request goes bytes -> [`InHeader`] + [`Request`] (one borrowed view per
 //! opcode); a reply is built only by the `encode_*` functions here, and one

@@ -1,4 +1,4 @@
-//! The 2006 `/dev/kevent` ABI, byte for byte (shared/ABI.md section 1).
+//! The 2006 `/dev/kevent` ABI, byte for byte (docs/ABI.md section 1).
 //!
 //! Names keep the C spelling of `include/linux/kevent.h` from the take1 patch
 //! so they grep against the C header in `client-c/include/kevent.h`.
@@ -176,7 +176,7 @@ pub struct Ukevent {
     pub user: [u32; 2],
 }
 
-/// Byte offsets of the `ukevent` fields (ABI.md section 1).
+/// Byte offsets of the `ukevent` fields (docs/ABI.md section 1).
 pub mod ukevent_offset {
     /// `id.raw[0]`.
     pub const ID: usize = 0;
@@ -229,7 +229,7 @@ impl Ukevent {
     }
 
     /// The key REMOVE and MODIFY match on: id.raw[0], id.raw[1], user[0],
-    /// user[1] (ABI.md section 3; type and event are not part of it).
+    /// user[1] (docs/ABI.md section 3; type and event are not part of it).
     pub fn key(&self) -> KeventKey {
         KeventKey {
             id: self.id,

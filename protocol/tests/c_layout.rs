@@ -17,7 +17,7 @@ fn rust_view() -> BTreeMap<&'static str, u64> {
     put("sizeof_kevent_id", 8);
     put("sizeof_ukevent", Ukevent::SIZE as u64);
     put("sizeof_kevent_user_control", KeventUserControl::SIZE as u64);
-    // ABI.md §1: alignment 8 on x86-64 (the union holds a pointer).
+    // docs/ABI.md §1: alignment 8 on x86-64 (the union holds a pointer).
     put("alignof_kevent_id", 4);
     put("alignof_ukevent", 8);
     put("alignof_kevent_user_control", 4);

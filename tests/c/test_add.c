@@ -1,5 +1,5 @@
 /*
- * test_add - ADD (ABI.md section 3): queued kevents are not written back,
+ * test_add - ADD (docs/ABI.md section 3): queued kevents are not written back,
  * failures and unknown types are written back packed at the start of the
  * array, hdr.num is rewritten, and the return value follows the 2006 rule
  * (last queued -> count of written-back ukevents, last failed -> -1/errno).

@@ -1,6 +1,6 @@
 /*
  * test_aio - the 2006 calls aio_recv, aio_send and aio_sendfile as
- * provided by libkevent (ABI.md section 4, NAIO and AIO rows, and 5.5).
+ * provided by libkevent (docs/ABI.md section 4, NAIO and AIO rows, and 5.5).
  *
  * aio_recv/aio_send register a oneshot KEVENT_NAIO kevent {raw[0] = socket,
  * raw[1] = size, ptr = buffer}; aio_sendfile a KEVENT_AIO kevent {raw[0] =

@@ -1,5 +1,5 @@
 /*
- * test_errors - error answers of the device (ABI.md section 2, 5.3).
+ * test_errors - error answers of the device (docs/ABI.md section 2, 5.3).
  *
  *  - an ioctl number other than KEVENT_USER_CTL/WAIT: -1/ENODEV;
  *  - KEVENT_USER_CTL with cmd INIT or an unknown cmd: -1/EINVAL, and INIT

@@ -1,5 +1,5 @@
 /*
- * test_inode - KEVENT_INODE (ABI.md section 4, section 5 item 4).
+ * test_inode - KEVENT_INODE (docs/ABI.md section 4, section 5 item 4).
  *
  * id.raw[0] is a descriptor of a directory or file.  A directory's kevent
  * fires CREATE when an entry appears (file, directory, symlink, device

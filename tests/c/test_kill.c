@@ -3,7 +3,7 @@
  * the queues of others (and the queue it shared) keep working.
  *
  * A SIGKILLed caller parked in the device must have its request answered
- * (CUSE.md, INTERRUPT); otherwise it stays in D state and waitpid() hangs.
+ * (docs/WIRE.md, INTERRUPT); otherwise it stays in D state and waitpid() hangs.
  * waitpid is polled with WNOHANG and fails after 5 s.
  */
 

@@ -1,6 +1,6 @@
 /*
  * test_libkevent - the 2006 system call kevent_ctl() as provided by
- * libkevent (ABI.md section 5 item 5): cmd INIT opens $KEVENT_DEVICE and
+ * libkevent (docs/ABI.md section 5 item 5): cmd INIT opens $KEVENT_DEVICE and
  * returns a working descriptor; WAIT goes to KEVENT_USER_WAIT, the other
  * commands to KEVENT_USER_CTL.  Library decisions checked here: the INIT
  * descriptor is O_RDWR with close-on-exec; a bad header pointer gives

@@ -1,5 +1,5 @@
 /*
- * test_limits - at most 1023 kevents per queue (ABI.md section 2): an ADD
+ * test_limits - at most 1023 kevents per queue (docs/ABI.md section 2): an ADD
  * that would reach 1024 adds nothing and fails with ENFILE; the limit is
  * per queue; close (last reference) frees everything.
  *

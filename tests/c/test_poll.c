@@ -1,6 +1,6 @@
 /*
  * test_poll - poll(), select() and epoll on the kevent descriptor
- * (ABI.md section 3): POLLIN|POLLRDNORM while the ready list is not empty,
+ * (docs/ABI.md section 3): POLLIN|POLLRDNORM while the ready list is not empty,
  * never POLLOUT; a sleeper wakes when a timer fires.
  */
 

@@ -1,5 +1,5 @@
 /*
- * test_poll_event - KEVENT_POLL (ABI.md sections 3, 4 and 5 item 4): pipes
+ * test_poll_event - KEVENT_POLL (docs/ABI.md sections 3, 4 and 5 item 4): pipes
  * and eventfd, ret_data[0] = the requested poll bits that fired,
  * edge-triggered delivery, MODIFY and REMOVE, ONESHOT, EINVAL for a file
  * that cannot be polled, POLL holding the file while registered, and POLL

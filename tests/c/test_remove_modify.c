@@ -1,5 +1,5 @@
 /*
- * test_remove_modify - REMOVE and MODIFY (ABI.md section 3).
+ * test_remove_modify - REMOVE and MODIFY (docs/ABI.md section 3).
  *
  * The key is id.raw[0], id.raw[1], user[0], user[1]; type and event are not
  * part of it.  Every ukevent is written back in place with ret_flags |= DONE,

@@ -1,5 +1,5 @@
 /*
- * test_sharing - a queue belongs to the open file (ABI.md section 2): two
+ * test_sharing - a queue belongs to the open file (docs/ABI.md section 2): two
  * opens are independent queues; dup() and fork() share one.
  */
 

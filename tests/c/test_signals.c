@@ -1,5 +1,5 @@
 /*
- * test_signals - a signal ends a sleeping WAIT (ABI.md section 3): the call
+ * test_signals - a signal ends a sleeping WAIT (docs/ABI.md section 3): the call
  * returns what is ready, possibly 0, and never -1/EINTR; SA_RESTART makes
  * no difference (the WAIT is not restarted: it already returned).  A
  * blocked signal does not end it.

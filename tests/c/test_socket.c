@@ -1,5 +1,5 @@
 /*
- * test_socket - KEVENT_SOCKET (ABI.md sections 3, 4 and 5 item 1) over TCP
+ * test_socket - KEVENT_SOCKET (docs/ABI.md sections 3, 4 and 5 item 1) over TCP
  * on IPv4 and UNIX stream sockets (test_socket_ipv6 runs the same checks
  * on IPv6): RECV, ACCEPT with the accept queue length, SEND, peer
  * shutdown, RST, edge-triggered delivery and coalescing, MODIFY, REMOVE,

@@ -7,7 +7,7 @@
  * receive buffer for every fourth client, so the server's output must wait
  * for SEND), checks every echoed byte, then half-closes and expects the
  * server's close.  The server runs in a thread of this process (no fork:
- * see CUSE.md).
+ * see docs/WIRE.md).
  */
 
 #include "testutil.h"

@@ -3,7 +3,7 @@
  * 0: the caller is outside the daemon's pid namespace) gets a clear
  * per-ukevent error for the fd-based types SOCKET and POLL: BROKEN|DONE
  * and EPERM, while a TIMER in the same ADD is registered and fires
- * (ABI.md section 3, per-ukevent failures).
+ * (docs/ABI.md section 3, per-ukevent failures).
  *
  * Only meaningful where the daemon really cannot see its callers, e.g. the
  * VM's RETRY phase (daemon in a pid namespace of its own, CUSE): run with

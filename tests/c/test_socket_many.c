@@ -1,5 +1,5 @@
 /*
- * test_socket_many - 1000 SOCKET kevents in one queue (ABI.md section 4):
+ * test_socket_many - 1000 SOCKET kevents in one queue (docs/ABI.md section 4):
  * one ADD registers them all, every socket's RECV is delivered exactly once
  * with its own user data, and closing 500 of the sockets delivers exactly
  * those 500 kevents as BROKEN|DONE within a second while their peers see

@@ -1,6 +1,6 @@
 /*
  * test_threads - a WAIT in one thread does not block ADD, REMOVE or MODIFY
- * in another (ABI.md section 5 item 2; 2006 held one mutex across the
+ * in another (docs/ABI.md section 5 item 2; 2006 held one mutex across the
  * sleep), and the waiting thread gets the event added meanwhile.
  */
 

@@ -1,5 +1,5 @@
 /*
- * test_timer - the TIMER type (ABI.md section 4 and extension 5.4).
+ * test_timer - the TIMER type (docs/ABI.md section 4 and extension 5.4).
  *
  * id.raw[0] = period in ms (first expiry and interval); the timer re-arms
  * until unregistered; ret_data[0] = CLOCK_MONOTONIC ms (truncated to u32)

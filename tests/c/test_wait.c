@@ -1,5 +1,5 @@
 /*
- * test_wait - WAIT (ABI.md section 3).
+ * test_wait - WAIT (docs/ABI.md section 3).
  *
  * hdr.num is the most events returned; timeout != 0 sleeps until num events
  * are ready or timeout ms passed; timeout 0 sleeps until one is ready or

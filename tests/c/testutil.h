@@ -58,7 +58,7 @@
 /* A long period for timers that must never fire during a test. */
 #define NEVER_MS	1000000u
 
-#define KEVENT_LIMIT	1023u	/* default per-queue limit (ABI.md section 2) */
+#define KEVENT_LIMIT	1023u	/* default per-queue limit (docs/ABI.md section 2) */
 
 static int t_pass T_UNUSED, t_fail T_UNUSED;
 static const char *t_name T_UNUSED = "test";

@@ -1,5 +1,5 @@
 #!/bin/bash
-# 32-bit callers (ABI.md section 5 item 7): the C header gives i386 exactly
+# 32-bit callers (docs/ABI.md section 5 item 7): the C header gives i386 exactly
 # the x86-64 layout (only the alignment of struct ukevent differs: 4, not 8),
 # so the daemon serves 32-bit programs unchanged. The 32-bit twins of the C
 # tests (test_*_m32) run with the others in c-fuse.sh and in the VM; this

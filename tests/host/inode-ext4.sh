@@ -1,5 +1,5 @@
 #!/bin/bash
-# INODE kevents (ABI.md section 4) on ext4 and tmpfs under both mechanisms of
+# INODE kevents (docs/ABI.md section 4) on ext4 and tmpfs under both mechanisms of
 # the daemon. Makes a small ext4 image, loop-mounts it, mounts a tmpfs, and
 # runs the same C program (tests/c/test_inode.c) against three daemons on
 # the FUSE-file transport: KEVENT_INODE_BACKEND=fanotify, =inotify, =auto,

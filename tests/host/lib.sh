@@ -48,13 +48,16 @@ start_daemon() {
     shift
     "$KEVENT_BIN" --transport fuse --path "$path" "$@" 2>>"${DAEMON_LOG:-/dev/null}" &
     DAEMON_PID=$!
-    if ! wait_until 10 is_mounted "$path"; then
+    # Mounted and answering, in one check: a stale mount left by a killed
+    # daemon is mounted but fails stat (ENOTCONN), and once the new daemon
+    # has removed it the bare file answers stat but is not mounted.
+    if ! wait_until 20 mounted_and_answering "$path"; then
         echo "# daemon did not mount $path"
         return 1
     fi
-    # The mount answers once INIT is done: stat it.
-    wait_until 10 stat "$path" >/dev/null 2>&1
 }
+
+mounted_and_answering() { is_mounted "$1" && stat "$1" >/dev/null 2>&1 && is_mounted "$1"; }
 
 stop_daemon() {
     [ -n "$DAEMON_PID" ] || return 0

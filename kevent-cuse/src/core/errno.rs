@@ -1,4 +1,4 @@
-//! The errno values the ABI gives back, in one place (shared/ABI.md).
+//! The errno values the ABI gives back, in one place (docs/ABI.md).
 //!
 //! A newtype, not an enum: any kernel errno can pass through unchanged.
 
@@ -9,14 +9,14 @@ use std::fmt;
 pub struct Errno(pub i32);
 
 impl Errno {
-    /// ABI.md §2: unknown `cmd` (INIT or other), every copy fault; §4: wrong
+    /// docs/ABI.md §2: unknown `cmd` (INIT or other), every copy fault; §4: wrong
     /// kind of fd.
     pub const EINVAL: Errno = Errno(libc::EINVAL);
-    /// ABI.md §2: unknown ioctl number; §4: an fd that does not exist.
+    /// docs/ABI.md §2: unknown ioctl number; §4: an fd that does not exist.
     pub const ENODEV: Errno = Errno(libc::ENODEV);
-    /// ABI.md §2: the per-queue limit of registered kevents.
+    /// docs/ABI.md §2: the per-queue limit of registered kevents.
     pub const ENFILE: Errno = Errno(libc::ENFILE);
-    /// ABI.md §3: unknown event type on ADD.
+    /// docs/ABI.md §3: unknown event type on ADD.
     pub const E2BIG: Errno = Errno(libc::E2BIG);
     /// The daemon may not reach the caller (no pid, another namespace).
     pub const EPERM: Errno = Errno(libc::EPERM);

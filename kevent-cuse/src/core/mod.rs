@@ -1,5 +1,5 @@
 //! The queues: registrations, the ready FIFO and the ADD/REMOVE/MODIFY rules
-//! of shared/ABI.md sections 2 and 3. Pure bookkeeping: no syscalls here; the
+//! of docs/ABI.md sections 2 and 3. Pure bookkeeping: no syscalls here; the
 //! sources do the watching and the transport does the caller's memory.
 //!
 //! One open of the device is one [`Queue`]; dup() and fork() share it because
@@ -8,14 +8,15 @@
 
 mod errno;
 mod queue;
+pub mod source;
 
 pub use errno::Errno;
 pub use queue::Queue;
 
-use crate::sources::{Notice, Outcome, Source};
 use kevent_protocol::kevent::{
     KeventKey, Ukevent, KEVENT_MAX, KEVENT_REQ_ONESHOT, KEVENT_RET_BROKEN, KEVENT_RET_DONE,
 };
+pub use source::{Notice, Outcome, Source};
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
@@ -139,7 +140,7 @@ impl Core {
         }
     }
 
-    /// ADD (ABI.md §3).
+    /// ADD (docs/ABI.md §3).
     pub fn add(&mut self, q: QueueId, input: &[Ukevent], caller: &Caller) -> CtlOutput {
         let Some(queue) = self.queues.get(&q) else {
             return CtlOutput::error(Errno::EBADF);
@@ -157,7 +158,7 @@ impl Core {
         let mut out = Vec::new();
         for uk in input {
             if uk.type_ >= KEVENT_MAX {
-                // Written back unchanged, not registered (ABI.md §3).
+                // Written back unchanged, not registered (docs/ABI.md §3).
                 out.push(*uk);
                 last = Last::Failed(Errno::E2BIG);
                 continue;
@@ -216,7 +217,7 @@ impl Core {
         }
     }
 
-    /// REMOVE (ABI.md §3): unregisters by key; drops an uncollected event.
+    /// REMOVE (docs/ABI.md §3): unregisters by key; drops an uncollected event.
     pub fn remove(&mut self, q: QueueId, input: &[Ukevent]) -> CtlOutput {
         if !self.queues.contains_key(&q) {
             return CtlOutput::error(Errno::EBADF);
@@ -243,10 +244,10 @@ impl Core {
         }
     }
 
-    /// MODIFY (ABI.md §3): new event mask and req_flags, ret_flags cleared,
+    /// MODIFY (docs/ABI.md §3): new event mask and req_flags, ret_flags cleared,
     /// readiness re-checked at once. Returns the output and whether the
-    /// queue's ready list grew.
-    pub fn modify(&mut self, q: QueueId, input: &[Ukevent]) -> (CtlOutput, bool) {
+    /// queue's ready list grew. `caller` made the MODIFY.
+    pub fn modify(&mut self, q: QueueId, input: &[Ukevent], caller: &Caller) -> (CtlOutput, bool) {
         if !self.queues.contains_key(&q) {
             return (CtlOutput::error(Errno::EBADF), false);
         }
@@ -267,7 +268,7 @@ impl Core {
                 let src = self.sources[current.type_ as usize]
                     .as_mut()
                     .expect("registered with this source");
-                match src.modify(reg, &current) {
+                match src.modify(reg, &current, caller) {
                     Outcome::Queued => uk.ret_flags |= KEVENT_RET_DONE,
                     Outcome::Ready(_) => {
                         uk.ret_flags |= KEVENT_RET_DONE;

@@ -1,4 +1,4 @@
-//! One queue: its registrations by key and its ready FIFO (ABI.md §2-3).
+//! One queue: its registrations by key and its ready FIFO (docs/ABI.md §2-3).
 
 use super::RegId;
 use kevent_protocol::kevent::KeventKey;
@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 /// One open of the device.
 #[derive(Debug, Default)]
 pub struct Queue {
-    /// Opened with O_NONBLOCK: WAIT never sleeps (ABI.md §3, §5 item 6).
+    /// Opened with O_NONBLOCK: WAIT never sleeps (docs/ABI.md §3, §5 item 6).
     pub nonblock: bool,
     /// Registrations by key, oldest first: duplicates are allowed and the
     /// oldest matches first.

@@ -1,10 +1,9 @@
-//! The ABI.md §2-3 rules against a fake source: no syscalls.
+//! The docs/ABI.md §2-3 rules against a fake source: no syscalls.
 
 use super::*;
 use crate::sources::{Notice, Outcome, Source};
-use std::cell::RefCell;
 use std::collections::HashSet;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 /// A fake source: `id.raw[0]` decides the outcome (0 = fail EINVAL,
 /// 1 = ready at once, anything else = queued); fires on demand.
@@ -16,7 +15,7 @@ struct FakeState {
     modify_ready: bool,
 }
 
-struct Fake(Rc<RefCell<FakeState>>);
+struct Fake(Arc<Mutex<FakeState>>);
 
 impl Source for Fake {
     fn name(&self) -> &'static str {
@@ -27,13 +26,13 @@ impl Source for Fake {
             0 => Outcome::Failed(Errno::EINVAL),
             1 => Outcome::Ready([11, 22]),
             _ => {
-                self.0.borrow_mut().live.insert(reg);
+                self.0.lock().unwrap().live.insert(reg);
                 Outcome::Queued
             }
         }
     }
-    fn modify(&mut self, _reg: RegId, _uk: &Ukevent) -> Outcome {
-        if self.0.borrow().modify_ready {
+    fn modify(&mut self, _reg: RegId, _uk: &Ukevent, _c: &Caller) -> Outcome {
+        if self.0.lock().unwrap().modify_ready {
             Outcome::Ready([0, 0])
         } else {
             Outcome::Queued
@@ -41,7 +40,7 @@ impl Source for Fake {
     }
     fn unregister(&mut self, reg: RegId) {
         assert!(
-            self.0.borrow_mut().live.remove(&reg),
+            self.0.lock().unwrap().live.remove(&reg),
             "unregister of unknown {reg:?}"
         );
     }
@@ -49,20 +48,20 @@ impl Source for Fake {
         [reg.0 as u32, 5]
     }
     fn delivered(&mut self, reg: RegId) {
-        self.0.borrow_mut().delivered.push(reg);
+        self.0.lock().unwrap().delivered.push(reg);
     }
     fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         None
     }
     fn process(&mut self, _now: Instant, out: &mut Vec<Notice>) {
-        out.append(&mut self.0.borrow_mut().pending);
+        out.append(&mut self.0.lock().unwrap().pending);
     }
 }
 
 const FAKE: u32 = 2;
 
-fn setup(max: u32) -> (Core, Rc<RefCell<FakeState>>, QueueId) {
-    let st = Rc::new(RefCell::new(FakeState::default()));
+fn setup(max: u32) -> (Core, Arc<Mutex<FakeState>>, QueueId) {
+    let st = Arc::new(Mutex::new(FakeState::default()));
     let mut core = Core::new(max);
     core.set_source(FAKE, Box::new(Fake(st.clone())));
     let q = core.open(false);
@@ -80,10 +79,11 @@ fn uk(id0: u32, user0: u32) -> Ukevent {
 }
 
 /// Fires every live registration of the fake source.
-fn fire_all(core: &mut Core, st: &Rc<RefCell<FakeState>>) -> Vec<QueueId> {
-    let mut regs: Vec<RegId> = st.borrow().live.iter().copied().collect();
+fn fire_all(core: &mut Core, st: &Arc<Mutex<FakeState>>) -> Vec<QueueId> {
+    let mut regs: Vec<RegId> = st.lock().unwrap().live.iter().copied().collect();
     regs.sort();
-    st.borrow_mut()
+    st.lock()
+        .unwrap()
         .pending
         .extend(regs.into_iter().map(|reg| Notice { reg, broken: false }));
     core.process_source(FAKE, Instant::now())
@@ -183,7 +183,7 @@ fn remove_matches_on_id_and_user_only() {
     assert_eq!(out.events[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
     assert_eq!(out.events[1].ret_flags, KEVENT_RET_DONE);
     assert_eq!(out.events[1].type_, 5, "written back in place, as given");
-    assert!(st.borrow().live.is_empty());
+    assert!(st.lock().unwrap().live.is_empty());
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn oneshot_is_unregistered_on_delivery_periodic_stays() {
     assert_eq!(core.queue(q).unwrap().len(), 1);
     assert_eq!(take(&mut core, q, 1)[0].user[0], 2);
     assert_eq!(core.queue(q).unwrap().len(), 1);
-    assert_eq!(st.borrow().delivered.len(), 2);
+    assert_eq!(st.lock().unwrap().delivered.len(), 2);
 }
 
 #[test]
@@ -257,12 +257,12 @@ fn modify_replaces_mask_and_flags_and_rechecks() {
     let mut m = uk(100, 1);
     m.event = 0x30;
     m.req_flags = KEVENT_REQ_ONESHOT;
-    let (out, woke) = core.modify(q, &[m, uk(555, 0)]);
+    let (out, woke) = core.modify(q, &[m, uk(555, 0)], &Caller::default());
     assert!(!woke);
     assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
     assert_eq!(out.events[1].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
-    st.borrow_mut().modify_ready = true;
-    let (_, woke) = core.modify(q, &[m]);
+    st.lock().unwrap().modify_ready = true;
+    let (_, woke) = core.modify(q, &[m], &Caller::default());
     assert!(woke);
     let got = take(&mut core, q, 5);
     assert_eq!(got[0].event, 0x30);
@@ -278,8 +278,11 @@ fn modify_replaces_mask_and_flags_and_rechecks() {
 fn broken_notice_delivers_broken_done_then_unregisters() {
     let (mut core, st, q) = setup(1023);
     core.add(q, &[uk(100, 1)], &Caller::default());
-    let reg = *st.borrow().live.iter().next().unwrap();
-    st.borrow_mut().pending.push(Notice { reg, broken: true });
+    let reg = *st.lock().unwrap().live.iter().next().unwrap();
+    st.lock()
+        .unwrap()
+        .pending
+        .push(Notice { reg, broken: true });
     core.process_source(FAKE, Instant::now());
     let got = take(&mut core, q, 5);
     assert_eq!(got[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
@@ -298,7 +301,7 @@ fn queues_are_independent_and_release_frees_everything() {
     );
     assert_eq!(core.queue(q1).unwrap().len(), 1);
     core.release(q1);
-    assert!(st.borrow().live.is_empty());
+    assert!(st.lock().unwrap().live.is_empty());
     assert_eq!(core.registration_count(), 0);
     assert!(core.queue(q2).unwrap().nonblock);
 }
@@ -314,6 +317,6 @@ fn duplicate_keys_are_not_detected_and_remove_takes_the_oldest() {
     assert_eq!(core.queue(q).unwrap().len(), 2);
     core.remove(q, &[uk(100, 1)]);
     assert_eq!(core.queue(q).unwrap().len(), 1);
-    let (out, _) = core.modify(q, &[uk(100, 1)]);
+    let (out, _) = core.modify(q, &[uk(100, 1)], &Caller::default());
     assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
 }

@@ -1,4 +1,4 @@
-//! KEVENT_INODE (shared/ABI.md §4 and §5 item 4): `id.raw[0]` is the
+//! KEVENT_INODE (docs/ABI.md §4 and §5 item 4): `id.raw[0]` is the
 //! caller's descriptor of a directory or file. A directory's kevent is
 //! ready when an entry appears in it (CREATE: create, mkdir, symlink, mknod,
 //! link, rename into it) or disappears (REMOVE: unlink, rmdir, rename out
@@ -53,7 +53,7 @@ mod target;
 pub use kernel::Choice as Backend;
 pub use target::InodeKey;
 
-use super::{Notice, Outcome, Source};
+use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use kernel::{Kernel, Mark, Seen, WatchId};
 use kevent_protocol::kevent::{Ukevent, KEVENT_INODE_CREATE, KEVENT_INODE_REMOVE};
@@ -257,6 +257,11 @@ impl InodeSource {
     }
 }
 
+/// The INODE row of [`super::TABLE`].
+pub fn build(_ctx: &SourceCtx) -> std::io::Result<Box<dyn Source>> {
+    Ok(Box::new(InodeSource::new()?))
+}
+
 impl Source for InodeSource {
     fn name(&self) -> &'static str {
         "inode"
@@ -297,7 +302,7 @@ impl Source for InodeSource {
         Outcome::Queued
     }
 
-    fn modify(&mut self, reg: RegId, uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
         self.stash_pending();
         match self.regs.get_mut(&reg) {
             Some(r) if r.watch.is_some() => {

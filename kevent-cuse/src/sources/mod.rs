@@ -1,73 +1,61 @@
-//! Event sources: one module per kevent type, all behind [`Source`].
-//!
-//! Modelled on libkqueue's filters: the core owns keys, the ready FIFO,
-//! ONESHOT and write-backs; a source only starts and stops watching one
-//! registration and reports when it fired. A source never sees a ukevent
-//! array. Each source exposes at most one pollable fd (its own epoll or
-//! timer fd) that the reactor watches; when it is readable the reactor calls
-//! [`Source::process`].
+//! Event sources: one module per kevent type, each implementing
+//! [`Source`] (defined in [`crate::core::source`]) and built by one
+//! constructor over the shared [`SourceCtx`]. [`TABLE`] lists them: a new
+//! event type is one module and one row there.
 
 pub mod inode;
 pub mod poll;
 pub mod socket;
 pub mod timer;
 
-use crate::core::{Caller, Errno, RegId};
-use kevent_protocol::kevent::Ukevent;
-use std::os::fd::BorrowedFd;
-use std::time::Instant;
+pub use crate::core::source::{Notice, Outcome, Source};
 
-/// What happened when a kevent was registered or modified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Watching; an event will follow.
-    Queued,
-    /// Already ready: written back with DONE and not registered (ABI.md §3).
-    Ready([u32; 2]),
-    /// Could not be registered: BROKEN|DONE and this errno.
-    Failed(Errno),
+use crate::core::Core;
+use crate::sys::pidfd::OwnDevice;
+use kevent_protocol::kevent::{KEVENT_INODE, KEVENT_POLL, KEVENT_SOCKET, KEVENT_TIMER};
+use poll::offload::Offload;
+use std::io;
+use std::sync::Arc;
+
+/// What the sources need from start-up, built once after the transport
+/// exists. New fields here are how new needs plug in.
+#[derive(Debug, Clone)]
+pub struct SourceCtx {
+    /// The device this daemon serves (POLL and SOCKET must tell it apart
+    /// among a caller's files and never poll or close it on a serving
+    /// thread).
+    pub own: OwnDevice,
+    /// The POLL offload thread: polls and closes files a FUSE or CUSE server
+    /// answers for.
+    pub offload: Arc<Offload>,
 }
 
-/// A source's report about one registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Notice {
-    /// Which registration.
-    pub reg: RegId,
-    /// The watched object is gone: deliver BROKEN|DONE, then unregister.
-    pub broken: bool,
-}
-
-/// One kevent type.
-pub trait Source {
-    /// Name for logs.
-    fn name(&self) -> &'static str;
-
-    /// Starts watching for `uk` on behalf of `caller`. On `Queued` the source
-    /// keeps state for `reg` until [`Source::unregister`].
-    fn register(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Outcome;
-
-    /// `uk` has a new event mask and req_flags: re-check readiness at once.
-    /// `Ready` puts the kevent on the ready list (it stays registered);
-    /// `Failed` leaves it registered and is reported as BROKEN.
-    fn modify(&mut self, reg: RegId, uk: &Ukevent) -> Outcome;
-
-    /// Stops watching `reg` and frees everything held for it.
-    fn unregister(&mut self, reg: RegId);
-
-    /// `ret_data` for a delivery of `reg` now (no state change).
-    fn ret_data(&self, reg: RegId) -> [u32; 2];
-
-    /// `reg` was delivered by a WAIT: reset per-delivery counters.
-    fn delivered(&mut self, reg: RegId);
-
-    /// The fd the reactor watches for this source, if any.
-    fn fd(&self) -> Option<BorrowedFd<'_>>;
-
-    /// The fd is readable (or a deadline passed): push what fired.
-    fn process(&mut self, now: Instant, out: &mut Vec<Notice>);
-
-    /// When [`Source::process`] must run even without fd activity.
-    fn next_deadline(&self) -> Option<Instant> {
-        None
+impl SourceCtx {
+    /// Starts what the sources share (the offload thread).
+    pub fn new(own: OwnDevice) -> io::Result<Self> {
+        Ok(SourceCtx {
+            own,
+            offload: Arc::new(Offload::start()?),
+        })
     }
+}
+
+/// The constructor every source has.
+pub type Builder = fn(&SourceCtx) -> io::Result<Box<dyn Source>>;
+
+/// Every served event type: (type number, name, constructor).
+pub const TABLE: &[(u32, &str, Builder)] = &[
+    (KEVENT_SOCKET, "socket", socket::build),
+    (KEVENT_INODE, "inode", inode::build),
+    (KEVENT_TIMER, "timer", timer::build),
+    (KEVENT_POLL, "poll", poll::build),
+];
+
+/// Builds every source of [`TABLE`] into `core`. The error names the
+/// source that failed.
+pub fn build_all(ctx: &SourceCtx, core: &mut Core) -> Result<(), (&'static str, io::Error)> {
+    for &(ty, name, build) in TABLE {
+        core.set_source(ty, build(ctx).map_err(|e| (name, e))?);
+    }
+    Ok(())
 }

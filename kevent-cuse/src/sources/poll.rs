@@ -1,7 +1,7 @@
-//! KEVENT_POLL (shared/ABI.md §4): `id.raw[0]` is any pollable fd of the
+//! KEVENT_POLL (docs/ABI.md §4): `id.raw[0]` is any pollable fd of the
 //! caller; the kevent is ready when the fd's poll mask intersects `event`
 //! (the KEVENT_POLL_* bits, same values as POLL*). `ret_data[0]` is the
-//! requested bits that fired since the last delivery (extension, ABI.md §5
+//! requested bits that fired since the last delivery (extension, docs/ABI.md §5
 //! item 4). POLL holds the caller's file while registered, as 2006 did.
 //!
 //! # Implementation notes
@@ -11,7 +11,7 @@
 //!
 //! * Files the kernel alone serves (pipes, sockets, eventfd, timerfd, ttys,
 //!   procfs...) are watched on the request loop, in this source's epoll
-//!   (edge-triggered: one notice per new activity, ABI.md §4). ADD adds the
+//!   (edge-triggered: one notice per new activity, docs/ABI.md §4). ADD adds the
 //!   file first — `epoll_ctl` refusing it (EPERM: the file has no poll
 //!   method, e.g. a regular file on a disk filesystem) is the EINVAL of
 //!   2006 — then checks readiness with `poll()`: ready means written back
@@ -21,7 +21,7 @@
 //!   /dev/kevent (another queue, or the same one), any FUSE file, another
 //!   CUSE device, and epoll instances (which poll what they contain) — go
 //!   to the [`offload`] thread, because polling them on the request loop
-//!   would deadlock the daemon (shared/CUSE.md, "Ordering pitfalls"). A
+//!   would deadlock the daemon (docs/WIRE.md, "Ordering pitfalls"). A
 //!   POLL kevent on another kevent fd therefore works like any other: the
 //!   offload thread's epoll_ctl makes the kernel send this daemon a POLL
 //!   request, which the request loop answers from the queue's ready list,
@@ -39,15 +39,16 @@
 
 pub mod offload;
 
-use super::{Notice, Outcome, Source};
+use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
-use crate::sys::pidfd::{examine, ProcCache, Reach, SharedOwnDevice};
+use crate::sys::pidfd::{examine, OwnDevice, ProcCache, Reach};
 use kevent_protocol::kevent::Ukevent;
 use offload::{Disposer, Offload, Report};
 use rustix::event::{epoll, poll, PollFd, PollFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::debug;
 
@@ -103,16 +104,15 @@ pub struct PollSource {
     epoll: OwnedFd,
     watches: HashMap<RegId, Watch>,
     procs: ProcCache,
-    own: SharedOwnDevice,
-    offload: Offload,
+    own: OwnDevice,
+    offload: Arc<Offload>,
 }
 
 impl PollSource {
-    /// Creates the source, its epoll and the offload thread. `own`
-    /// identifies the device this daemon serves (set once it exists).
-    pub fn new(own: SharedOwnDevice) -> std::io::Result<Self> {
+    /// Creates the source and its epoll over the shared offload thread.
+    /// `own` identifies the device this daemon serves.
+    pub fn new(own: OwnDevice, offload: Arc<Offload>) -> std::io::Result<Self> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        let offload = Offload::start()?;
         epoll::add(
             &epoll,
             offload.ready_fd(),
@@ -137,7 +137,7 @@ impl PollSource {
     fn register_fd(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Result<Outcome, Errno> {
         let proc_ = self.procs.get(caller.tid)?;
         let fd = proc_.fetch(uk.id[0])?;
-        let facts = match examine(&fd, &self.own.get(), proc_.tgid()) {
+        let facts = match examine(&fd, &self.own, proc_.tgid()) {
             Ok(f) => f,
             Err(e) => {
                 self.offload.disposer().dispose(fd);
@@ -161,7 +161,7 @@ impl PollSource {
             interest(uk.event) | epoll::EventFlags::ET,
         ) {
             Ok(()) => {}
-            // No poll method (ABI.md §4: "an fd that cannot be polled").
+            // No poll method (docs/ABI.md §4: "an fd that cannot be polled").
             Err(rustix::io::Errno::PERM) => return Err(Errno::EINVAL),
             Err(e) => return Err(e.into()),
         }
@@ -200,6 +200,11 @@ impl PollSource {
     }
 }
 
+/// The POLL row of [`super::TABLE`].
+pub fn build(ctx: &SourceCtx) -> std::io::Result<Box<dyn Source>> {
+    Ok(Box::new(PollSource::new(ctx.own, ctx.offload.clone())?))
+}
+
 impl Source for PollSource {
     fn name(&self) -> &'static str {
         "poll"
@@ -210,7 +215,7 @@ impl Source for PollSource {
             .unwrap_or_else(Outcome::Failed)
     }
 
-    fn modify(&mut self, reg: RegId, uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
         let Some(w) = self.watches.get_mut(&reg) else {
             return Outcome::Queued;
         };
@@ -361,7 +366,8 @@ mod tests {
 
     #[test]
     fn a_pipe_fires_with_the_bits_that_fired_and_is_held() {
-        let mut s = PollSource::new(Default::default()).unwrap();
+        let mut s =
+            PollSource::new(Default::default(), Arc::new(Offload::start().unwrap())).unwrap();
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let uk = uk_poll(&r, KEVENT_POLL_POLLIN | KEVENT_POLL_POLLPRI);
         assert_eq!(s.register(RegId(1), &uk, &me()), Outcome::Queued);
@@ -387,7 +393,8 @@ mod tests {
 
     #[test]
     fn a_regular_file_cannot_be_polled() {
-        let mut s = PollSource::new(Default::default()).unwrap();
+        let mut s =
+            PollSource::new(Default::default(), Arc::new(Offload::start().unwrap())).unwrap();
         let f = std::fs::File::open("/proc/self/exe").unwrap();
         let out = s.register(RegId(1), &uk_poll(&f, KEVENT_POLL_POLLIN), &me());
         assert_eq!(out, Outcome::Failed(Errno::EINVAL));
@@ -395,7 +402,8 @@ mod tests {
 
     #[test]
     fn an_epoll_fd_is_watched_by_the_offload_thread() {
-        let mut s = PollSource::new(Default::default()).unwrap();
+        let mut s =
+            PollSource::new(Default::default(), Arc::new(Offload::start().unwrap())).unwrap();
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
         epoll::add(&ep, &r, epoll::EventData::new_u64(0), epoll::EventFlags::IN).unwrap();
@@ -416,7 +424,8 @@ mod tests {
 
     #[test]
     fn an_invisible_caller_gets_eperm() {
-        let mut s = PollSource::new(Default::default()).unwrap();
+        let mut s =
+            PollSource::new(Default::default(), Arc::new(Offload::start().unwrap())).unwrap();
         let uk = Ukevent {
             type_: KEVENT_POLL,
             event: KEVENT_POLL_POLLIN,

@@ -1,4 +1,4 @@
-//! KEVENT_SOCKET (shared/ABI.md §4, §5 item 1): `id.raw[0]` is a socket fd
+//! KEVENT_SOCKET (docs/ABI.md §4, §5 item 1): `id.raw[0]` is a socket fd
 //! of the caller; `event` is RECV (data to read, or the peer shut down),
 //! ACCEPT (accept() would succeed; `ret_data[1]` = the accept queue length)
 //! and/or SEND (writable). Watching must not keep the socket open.
@@ -41,7 +41,7 @@
 //!   registered socket and fails (BROKEN, ENODEV) on another file.
 //! * **Readiness at ADD.** As 2006 ran its callback at enqueue time, ADD
 //!   polls the socket once: ready means written back DONE and not
-//!   registered (ABI.md §3). So SEND on a writable socket, or RECV with data
+//!   registered (docs/ABI.md §3). So SEND on a writable socket, or RECV with data
 //!   buffered or the peer gone, is ready at once. MODIFY re-checks the same
 //!   way and widens the epoll interest when the new mask needs it (never a
 //!   new epoll set); a readiness MODIFY reports itself is not reported a
@@ -69,11 +69,11 @@ pub mod backlog;
 
 use super::poll::offload::Disposer;
 use super::poll::poll_now;
-use super::{Notice, Outcome, Source};
+use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
 use crate::sys::inotify::{parse_events, Inotify, IN_IGNORED, IN_Q_OVERFLOW};
-use crate::sys::pidfd::{examine, CallerProcess, FileKind, ProcCache, Reach, SharedOwnDevice};
+use crate::sys::pidfd::{examine, CallerProcess, FileKind, OwnDevice, ProcCache, Reach};
 use backlog::Table;
 use kevent_protocol::kevent::{
     Ukevent, KEVENT_SOCKET_ACCEPT, KEVENT_SOCKET_RECV, KEVENT_SOCKET_SEND,
@@ -82,7 +82,7 @@ use rustix::event::epoll::{self, EventFlags};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 const IN: u32 = EventFlags::IN.bits();
@@ -141,7 +141,7 @@ fn is_listening(fd: &OwnedFd) -> bool {
 
 /// One kevent.
 struct Watch {
-    process: Rc<CallerProcess>,
+    process: Arc<CallerProcess>,
     /// The caller's fd number (`id.raw[0]`).
     fd: u32,
     /// The socket's inode number (key of [`SocketSource::sockets`]).
@@ -164,7 +164,7 @@ struct Sock {
     /// Accept queue length as of the latest connection.
     backlog: Cell<u32>,
     /// A process holding it, for the accept queue's /proc table.
-    process: Rc<CallerProcess>,
+    process: Arc<CallerProcess>,
     table: Cell<Option<Table>>,
 }
 
@@ -181,14 +181,14 @@ pub struct SocketSource {
     sockets: HashMap<u64, Sock>,
     wds: HashMap<i32, u64>,
     procs: ProcCache,
-    own: SharedOwnDevice,
+    own: OwnDevice,
     disposer: Disposer,
 }
 
 impl SocketSource {
     /// Creates the source. `own` identifies the device this daemon serves;
     /// `disposer` closes fetched files that may be that device.
-    pub fn new(own: SharedOwnDevice, disposer: Disposer) -> std::io::Result<Self> {
+    pub fn new(own: OwnDevice, disposer: Disposer) -> std::io::Result<Self> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let closes = Inotify::new()?;
         epoll::add(
@@ -216,7 +216,7 @@ impl SocketSource {
     /// Fetches the caller's socket: (descriptor, st_ino).
     fn fetch(&self, process: &CallerProcess, fd: u32) -> Result<(OwnedFd, u64), Errno> {
         let file = process.fetch(fd)?;
-        match examine(&file, &self.own.get(), process.tgid()) {
+        match examine(&file, &self.own, process.tgid()) {
             Ok(f) if f.kind == FileKind::Socket => Ok((file, f.ino)),
             Ok(f) => {
                 if f.reach == Reach::Userspace {
@@ -282,7 +282,7 @@ impl SocketSource {
         ino: u64,
         event: u32,
         listening: bool,
-        process: &Rc<CallerProcess>,
+        process: &Arc<CallerProcess>,
     ) -> Result<bool, Errno> {
         if let Some(s) = self.sockets.get(&ino) {
             let want = s.interest | interest(event);
@@ -353,7 +353,7 @@ impl SocketSource {
     }
 
     /// ret_data of a readiness found on the request path (ADD, MODIFY).
-    fn ready_data(&self, process: &Rc<CallerProcess>, ino: u64, bits: u32) -> [u32; 2] {
+    fn ready_data(&self, process: &Arc<CallerProcess>, ino: u64, bits: u32) -> [u32; 2] {
         if bits & KEVENT_SOCKET_ACCEPT == 0 {
             return [0, 0];
         }
@@ -477,6 +477,14 @@ fn epoll_targets(ep: BorrowedFd<'_>) -> Option<std::collections::HashSet<u64>> {
     )
 }
 
+/// The SOCKET row of [`super::TABLE`].
+pub fn build(ctx: &SourceCtx) -> std::io::Result<Box<dyn Source>> {
+    Ok(Box::new(SocketSource::new(
+        ctx.own,
+        ctx.offload.disposer(),
+    )?))
+}
+
 impl Source for SocketSource {
     fn name(&self) -> &'static str {
         "socket"
@@ -487,7 +495,7 @@ impl Source for SocketSource {
             .unwrap_or_else(Outcome::Failed)
     }
 
-    fn modify(&mut self, reg: RegId, uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
         let Some(w) = self.watches.get(&reg) else {
             return Outcome::Queued;
         };
@@ -634,8 +642,8 @@ mod tests {
     }
 
     fn source() -> SocketSource {
-        let poll = super::super::poll::PollSource::new(Default::default()).unwrap();
-        SocketSource::new(Default::default(), poll.disposer()).unwrap()
+        let offload = super::super::poll::offload::Offload::start().unwrap();
+        SocketSource::new(Default::default(), offload.disposer()).unwrap()
     }
 
     /// Processes until `want` notices arrived or 5 s passed (0.3 s when

@@ -1,4 +1,4 @@
-//! KEVENT_TIMER (ABI.md §4): `id.raw[0]` is the period in ms, used for the
+//! KEVENT_TIMER (docs/ABI.md §4): `id.raw[0]` is the period in ms, used for the
 //! first expiry and every interval; the kevent re-arms until it is
 //! unregistered (or delivered, with ONESHOT).
 //!
@@ -18,13 +18,13 @@
 //!   counts them all and its next expiry stays on the original grid
 //!   (`start + n * period`), as a periodic timerfd does. Expirations
 //!   between two deliveries coalesce into one ready event; their count is
-//!   `ret_data[1]` (extension, ABI.md §5 item 4). `ret_data[0]` is the time
+//!   `ret_data[1]` (extension, docs/ABI.md §5 item 4). `ret_data[0]` is the time
 //!   of the latest expiry seen in CLOCK_MONOTONIC milliseconds truncated to
 //!   u32 — the "jiffies at HZ=1000" of 2006.
 //! * A period of 0 would make 2006 fire on every jiffy; here it is refused
 //!   with EINVAL (BROKEN|DONE): a busy loop helps nobody.
 
-use super::{Notice, Outcome, Source};
+use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use kevent_protocol::kevent::Ukevent;
 use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
@@ -152,6 +152,11 @@ impl TimerSource {
     }
 }
 
+/// The TIMER row of [`super::TABLE`].
+pub fn build(_ctx: &SourceCtx) -> std::io::Result<Box<dyn Source>> {
+    Ok(Box::new(TimerSource::new()?))
+}
+
 impl Source for TimerSource {
     fn name(&self) -> &'static str {
         "timer"
@@ -180,7 +185,7 @@ impl Source for TimerSource {
         Outcome::Queued
     }
 
-    fn modify(&mut self, _reg: RegId, _uk: &Ukevent) -> Outcome {
+    fn modify(&mut self, _reg: RegId, _uk: &Ukevent, _caller: &Caller) -> Outcome {
         // The period is part of the key and cannot change; a timer is never
         // "ready now" except through an expiry already on the ready list.
         Outcome::Queued

@@ -1,5 +1,5 @@
-//! A caller's descriptors, reached from the daemon (shared/CUSE.md,
-//! "Watching a caller's descriptor without keeping it alive"; ABI.md §4).
+//! A caller's descriptors, reached from the daemon (docs/WIRE.md,
+//! "Watching a caller's descriptor without keeping it alive"; docs/ABI.md §4).
 //!
 //! The request header carries the caller's *thread* id in the daemon's pid
 //! namespace (0 when the caller is not visible there). [`ProcCache::get`]
@@ -13,7 +13,7 @@
 //! Polling or closing a file served by a FUSE or CUSE server makes the
 //! kernel send that server a request and wait for its answer. When the
 //! server is this daemon, doing so on the request loop deadlocks it
-//! (CUSE.md, "Ordering pitfalls"). [`examine`] tells such files apart
+//! (docs/WIRE.md, "Ordering pitfalls"). [`examine`] tells such files apart
 //! without sending any request: `statx` with `AT_STATX_DONT_SYNC` (never a
 //! GETATTR), the st_rdev of the CUSE node or the st_dev of the FUSE mount
 //! ([`OwnDevice`]), the mount's type in mountinfo, the sysfs class of a
@@ -25,12 +25,11 @@ use crate::core::Errno;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::{statx, AtFlags, StatxFlags};
 use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::rc::{Rc, Weak};
+use std::sync::{Arc, Weak};
 
 /// `Tgid:` of a `/proc/PID/status` text.
 pub fn parse_tgid(status: &str) -> Option<u32> {
@@ -54,7 +53,7 @@ pub struct CallerProcess {
     tgid: u32,
 }
 
-/// Errors of pidfd_open / pidfd_getfd as the per-ukevent errno of ABI.md §4.
+/// Errors of pidfd_open / pidfd_getfd as the per-ukevent errno of docs/ABI.md §4.
 fn getfd_errno(e: rustix::io::Errno) -> Errno {
     match e {
         // "An fd that does not exist gives BROKEN|DONE (ENODEV in 2006)."
@@ -125,7 +124,7 @@ pub struct ProcCache {
 impl ProcCache {
     /// The process of thread `tid` (the request header's pid). Thread id 0
     /// means the caller is outside the daemon's pid namespace: EPERM.
-    pub fn get(&mut self, tid: u32) -> Result<Rc<CallerProcess>, Errno> {
+    pub fn get(&mut self, tid: u32) -> Result<Arc<CallerProcess>, Errno> {
         if tid == 0 {
             return Err(Errno::EPERM);
         }
@@ -136,11 +135,11 @@ impl ProcCache {
                 return Ok(p);
             }
         }
-        let p = Rc::new(CallerProcess::open(tgid)?);
+        let p = Arc::new(CallerProcess::open(tgid)?);
         if self.map.len() >= 64 {
             self.map.retain(|_, w| w.strong_count() > 0);
         }
-        self.map.insert(tgid, Rc::downgrade(&p));
+        self.map.insert(tgid, Arc::downgrade(&p));
         Ok(p)
     }
 }
@@ -201,10 +200,6 @@ impl OwnDevice {
         }
     }
 }
-
-/// The identity of the served device, shared by the sources that need it
-/// and filled in by the daemon once the device exists.
-pub type SharedOwnDevice = Rc<Cell<OwnDevice>>;
 
 /// The type bits of a file, as far as the sources care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The caller's memory, reached with process_vm_readv / process_vm_writev
-//! (shared/CUSE.md, "The fast path"): one ioctl costs one round trip.
+//! (docs/WIRE.md, "The fast path"): one ioctl costs one round trip.
 //!
 //! The request header carries the caller's thread id; these calls accept a
 //! tid as well as a pid, and act on that thread's address space. Permission

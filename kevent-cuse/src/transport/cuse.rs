@@ -1,5 +1,5 @@
 //! The CUSE transport: `/dev/cuse` creates a real character device
-//! `/dev/NAME` whose ioctls arrive unrestricted (shared/CUSE.md "CUSE
+//! `/dev/NAME` whose ioctls arrive unrestricted (docs/WIRE.md "CUSE
 //! lifecycle").
 
 use super::{decode_init, Channel, Served, SetupError, TransportKind};
@@ -54,7 +54,7 @@ pub fn serve(fd: OwnedFd, name: &str, mode: u32) -> Result<Served, SetupError> {
     let minor = minor.min(FUSE_KERNEL_MINOR_VERSION);
     let body = fuse::encode_cuse_init_out(minor, 65536, 65536, name);
     ch.send(&fuse::reply(msg.header.unique, &body));
-    // A refused name still lets the reply succeed (CUSE.md): check that the
+    // A refused name still lets the reply succeed (docs/WIRE.md): check that the
     // device really appeared.
     wait_for(&node, Duration::from_secs(5)).map_err(|_| {
         SetupError::NameTaken(

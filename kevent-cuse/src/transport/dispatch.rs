@@ -1,4 +1,4 @@
-//! Requests to the core and back (shared/ABI.md §2-3, shared/CUSE.md).
+//! Requests to the core and back (docs/ABI.md §2-3, docs/WIRE.md).
 //!
 //! The dispatcher never blocks: a WAIT that must sleep is parked by its
 //! request id and answered later, when enough events are ready, its timeout
@@ -27,7 +27,7 @@ pub trait ReplySink {
 pub struct Config {
     /// CUSE (unrestricted ioctls, RETRY possible) or the FUSE file.
     pub transport: TransportKind,
-    /// Per-queue limit (ABI.md §2; 1023 by default).
+    /// Per-queue limit (docs/ABI.md §2; 1023 by default).
     pub max_kevents: u32,
     /// Permission bits of the FUSE file (GETATTR).
     pub file_mode: u32,
@@ -40,7 +40,7 @@ pub const MAX_BATCH: u64 = 65536;
 /// `POLLIN | POLLRDNORM`: the kevent fd is readable while events are ready.
 const POLL_READABLE: u32 = (libc::POLLIN | libc::POLLRDNORM) as u32;
 
-/// Timeout 0 means "at least one event, or 1 second" (ABI.md §3).
+/// Timeout 0 means "at least one event, or 1 second" (docs/ABI.md §3).
 const DEFAULT_WAIT: Duration = Duration::from_millis(1000);
 
 struct ParkedWait {
@@ -233,7 +233,7 @@ impl Dispatcher {
         let wait_ioctl = match io.cmd {
             KEVENT_USER_CTL => false,
             KEVENT_USER_WAIT => true,
-            // ABI.md §2: "Any other ioctl number: -1/ENODEV".
+            // docs/ABI.md §2: "Any other ioctl number: -1/ENODEV".
             _ => return self.error(unique, Errno::ENODEV),
         };
         let Some(queue) = self.core.queue(io.fh) else {
@@ -264,7 +264,7 @@ impl Dispatcher {
             (false, KEVENT_CTL_ADD) => Ctl::Add,
             (false, KEVENT_CTL_REMOVE) => Ctl::Remove,
             (false, KEVENT_CTL_MODIFY) => Ctl::Modify,
-            // INIT through the ioctl and anything else (ABI.md §2, §5.3).
+            // INIT through the ioctl and anything else (docs/ABI.md §2, §5.3).
             _ => return self.error(unique, Errno::EINVAL),
         };
         let num = hdr.num as u64;
@@ -336,7 +336,7 @@ impl Dispatcher {
         let (out, woke) = match ctl {
             Ctl::Add => (self.core.add(io.fh, &input, &caller), false),
             Ctl::Remove => (self.core.remove(io.fh, &input), false),
-            Ctl::Modify => self.core.modify(io.fh, &input),
+            Ctl::Modify => self.core.modify(io.fh, &input, &caller),
             Ctl::Wait => unreachable!("handled above"),
         };
         debug!(
@@ -462,7 +462,7 @@ impl Dispatcher {
     }
 
     fn interrupt(&mut self, target: u64, _now: Instant) {
-        // A signal ends the sleep: answer with what is ready (ABI.md §3).
+        // A signal ends the sleep: answer with what is ready (docs/ABI.md §3).
         if let Some(i) = self.parked.iter().position(|p| p.unique == target) {
             debug!("u={target} WAIT interrupted");
             let pw = self.parked.remove(i);

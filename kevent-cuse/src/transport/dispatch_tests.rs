@@ -6,6 +6,7 @@ use crate::sources::{Notice, Outcome, Source};
 use kevent_protocol::bytes::Writer;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 const TID: u32 = 4242;
 const ARG: u64 = 0x10_0000;
@@ -55,7 +56,7 @@ impl ReplySink for Sink {
 
 /// Queued unless id.raw[0] == 1 (ready at once); fires on demand.
 #[derive(Default)]
-struct FakeSrc(Rc<RefCell<Vec<Notice>>>, Rc<RefCell<Vec<RegId>>>);
+struct FakeSrc(Arc<Mutex<Vec<Notice>>>, Arc<Mutex<Vec<RegId>>>);
 use crate::core::RegId;
 impl Source for FakeSrc {
     fn name(&self) -> &'static str {
@@ -65,14 +66,14 @@ impl Source for FakeSrc {
         if uk.id[0] == 1 {
             return Outcome::Ready([3, 4]);
         }
-        self.1.borrow_mut().push(reg);
+        self.1.lock().unwrap().push(reg);
         Outcome::Queued
     }
-    fn modify(&mut self, _: RegId, _: &Ukevent) -> Outcome {
+    fn modify(&mut self, _: RegId, _: &Ukevent, _: &Caller) -> Outcome {
         Outcome::Queued
     }
     fn unregister(&mut self, reg: RegId) {
-        self.1.borrow_mut().retain(|r| *r != reg);
+        self.1.lock().unwrap().retain(|r| *r != reg);
     }
     fn ret_data(&self, _: RegId) -> [u32; 2] {
         [7, 1]
@@ -82,7 +83,7 @@ impl Source for FakeSrc {
         None
     }
     fn process(&mut self, _: Instant, out: &mut Vec<Notice>) {
-        out.append(&mut self.0.borrow_mut());
+        out.append(&mut self.0.lock().unwrap());
     }
 }
 
@@ -90,15 +91,15 @@ struct Rig {
     d: Dispatcher,
     mem: FakeMem,
     sink: Sink,
-    notices: Rc<RefCell<Vec<Notice>>>,
-    live: Rc<RefCell<Vec<RegId>>>,
+    notices: Arc<Mutex<Vec<Notice>>>,
+    live: Arc<Mutex<Vec<RegId>>>,
     unique: u64,
     fh: u64,
 }
 
 fn rig(transport: TransportKind) -> Rig {
-    let notices = Rc::new(RefCell::new(Vec::new()));
-    let live = Rc::new(RefCell::new(Vec::new()));
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let live = Arc::new(Mutex::new(Vec::new()));
     let mut core = Core::new(1023);
     core.set_source(
         KEVENT_TIMER,
@@ -236,9 +237,10 @@ impl Rig {
         self.ioctl(ioctl_flags::FUSE_IOCTL_UNRESTRICTED, cmd, &[], 0, TID)
     }
     fn fire_all(&mut self) {
-        let regs = self.live.borrow().clone();
+        let regs = self.live.lock().unwrap().clone();
         self.notices
-            .borrow_mut()
+            .lock()
+            .unwrap()
             .extend(regs.into_iter().map(|reg| Notice { reg, broken: false }));
         self.d.source_ready(KEVENT_TIMER, Instant::now());
     }
@@ -535,7 +537,7 @@ fn release_frees_the_queue_and_answers_nothing_twice() {
         Instant::now(),
     );
     assert_eq!(parse(&r.replies()[0]), (u, 0, vec![]));
-    assert!(r.live.borrow().is_empty());
+    assert!(r.live.lock().unwrap().is_empty());
     let u = r.ioctl(
         0,
         KEVENT_USER_CTL,

@@ -1,5 +1,5 @@
 //! The FUSE-file fallback for kernels without CUSE: FUSE mounted directly
-//! on a regular file at the device path (shared/CUSE.md "FUSE-file
+//! on a regular file at the device path (docs/WIRE.md "FUSE-file
 //! fallback"). Ioctls arrive restricted: the kernel copies the 12-byte
 //! header itself, and the ukevent array is reached in the caller's memory.
 

@@ -1,5 +1,5 @@
 //! Reaching an ioctl's argument: the 12-byte header at `arg` and the ukevent
-//! array at `arg + 12` (shared/CUSE.md "IOCTL").
+//! array at `arg + 12` (docs/WIRE.md "IOCTL").
 //!
 //! Three ways, chosen per request:
 //! * **Remote** (the fast path, both transports): the caller's memory is read

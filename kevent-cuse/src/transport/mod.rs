@@ -1,7 +1,7 @@
 //! The kernel side: a FUSE/CUSE channel fd, set up either as a CUSE
 //! character device ([`cuse`]) or as FUSE mounted on a regular file
 //! ([`fuse_file`]). Both hand back the same [`Served`] shape, so the rest of
-//! the daemon never learns which one is live (shared/CUSE.md).
+//! the daemon never learns which one is live (docs/WIRE.md).
 
 pub mod cuse;
 pub mod dispatch;

@@ -1,4 +1,4 @@
-//! The inode behind a caller's descriptor (ABI.md §4: INODE `id.raw[0]`).
+//! The inode behind a caller's descriptor (docs/ABI.md §4: INODE `id.raw[0]`).
 //!
 //! The daemon needs the inode, not the caller's open file, so it opens
 //! `/proc/<tid>/fd/<n>` with `O_PATH`: a new file of the same inode, never a
@@ -62,7 +62,7 @@ impl Target {
 
 /// Opens the inode behind descriptor `fd` of thread `tid`.
 ///
-/// Errors (ABI.md §4): EPERM when the caller cannot be seen (tid 0, another
+/// Errors (docs/ABI.md §4): EPERM when the caller cannot be seen (tid 0, another
 /// pid namespace, no ptrace rights); ENODEV when the descriptor does not
 /// exist; EINVAL for sockets, pipes, FIFOs, symlinks and anonymous inodes.
 pub fn open(tid: u32, fd: u32) -> Result<Target, Errno> {

@@ -1,7 +1,7 @@
 //! The offload thread: the only place where the daemon polls, epolls or
 //! closes a caller's file that a FUSE or CUSE server may have to answer for
 //! ([`Reach::Userspace`](crate::sys::pidfd::Reach)) — above all this
-//! daemon's own device (shared/CUSE.md, "Ordering pitfalls").
+//! daemon's own device (docs/WIRE.md, "Ordering pitfalls").
 //!
 //! # Why a thread
 //! `epoll_ctl(ADD)`, `epoll_wait` and `close` on such a file make the
@@ -28,7 +28,7 @@ use rustix::event::{epoll, eventfd, EventfdFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tracing::{debug, warn};
 
 /// A request to the offload thread.
@@ -99,7 +99,7 @@ impl Disposer {
 #[derive(Debug)]
 pub struct Offload {
     cmds: Disposer,
-    reports: Receiver<Report>,
+    reports: Mutex<Receiver<Report>>,
     ready: Arc<OwnedFd>,
 }
 
@@ -134,7 +134,7 @@ impl Offload {
             .spawn(move || worker.run())?;
         Ok(Offload {
             cmds: Disposer { tx, wake },
-            reports: rrx,
+            reports: Mutex::new(rrx),
             ready,
         })
     }
@@ -168,7 +168,8 @@ impl Offload {
     pub fn drain(&self) -> Vec<Report> {
         let mut b = [0u8; 8];
         let _ = rustix::io::read(&*self.ready, &mut b);
-        self.reports.try_iter().collect()
+        let rx = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        rx.try_iter().collect()
     }
 }
 
@@ -243,7 +244,7 @@ impl Worker {
                     }
                     Err(e) => {
                         debug!("offload: watching {reg:?}: {e}");
-                        // EPERM: the file has no poll method (ABI.md §4: EINVAL).
+                        // EPERM: the file has no poll method (docs/ABI.md §4: EINVAL).
                         let errno = match e {
                             rustix::io::Errno::PERM => Errno::EINVAL,
                             e => e.into(),

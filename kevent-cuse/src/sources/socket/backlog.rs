@@ -1,5 +1,5 @@
 //! The accept queue length of a listening socket (ACCEPT `ret_data[1]`,
-//! ABI.md §4), found by the socket's inode number in the caller's
+//! docs/ABI.md §4), found by the socket's inode number in the caller's
 //! `/proc/PID/net` files, so the daemon needs no descriptor of the socket.
 //!
 //! * TCP (`net/tcp`, `net/tcp6`): for a socket in LISTEN (state `0A`) the
