@@ -267,6 +267,9 @@ out:
 	free(uks);
 }
 
+/* The parent's ends of the workers' pipes (a worker closes the others'). */
+static int worker_downs[64], n_worker_downs;
+
 /* A worker holding n sockets (n / 2 pairs), all watched for RECV. */
 static pid_t socket_worker(unsigned n, int *ready_fd)
 {
@@ -286,6 +289,8 @@ static pid_t socket_worker(unsigned n, int *ready_fd)
 
 		close(up[0]);
 		close(down[1]);
+		for (i = 0; i < (unsigned)n_worker_downs; i++)
+			close(worker_downs[i]);
 		getrlimit(RLIMIT_NOFILE, &rl);
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -332,6 +337,7 @@ static pid_t socket_worker(unsigned n, int *ready_fd)
 	}
 	close(up[0]);
 	*ready_fd = down[1];
+	worker_downs[n_worker_downs++] = down[1];
 	return pid;
 }
 

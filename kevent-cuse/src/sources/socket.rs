@@ -181,6 +181,8 @@ pub struct SocketSource {
     sockets: HashMap<u64, Sock>,
     wds: HashMap<i32, u64>,
     procs: ProcCache,
+    /// The process of the current ioctl: (request, tid, process).
+    last: Option<(u64, u32, Arc<CallerProcess>)>,
     own: OwnDevice,
     disposer: Disposer,
 }
@@ -208,9 +210,24 @@ impl SocketSource {
             sockets: HashMap::new(),
             wds: HashMap::new(),
             procs: ProcCache::default(),
+            last: None,
             own,
             disposer,
         })
+    }
+
+    /// The caller's process, looked up once per ioctl: the ukevents of one
+    /// request come from one blocked thread, which cannot change process
+    /// meanwhile.
+    fn process_of(&mut self, caller: &Caller) -> Result<Arc<CallerProcess>, Errno> {
+        if let Some((req, tid, p)) = &self.last {
+            if caller.request != 0 && *req == caller.request && *tid == caller.tid {
+                return Ok(p.clone());
+            }
+        }
+        let p = self.procs.get(caller.tid)?;
+        self.last = Some((caller.request, caller.tid, p.clone()));
+        Ok(p)
     }
 
     /// Fetches the caller's socket: (descriptor, st_ino).
@@ -324,7 +341,7 @@ impl SocketSource {
         uk: &Ukevent,
         caller: &Caller,
     ) -> Result<Outcome, Errno> {
-        let process = self.procs.get(caller.tid)?;
+        let process = self.process_of(caller)?;
         let (sock, ino) = self.fetch(&process, uk.id[0])?;
         let listening = is_listening(&sock);
         let ready = socket_bits(poll_now(sock.as_fd(), 0xffff), listening) & uk.event;

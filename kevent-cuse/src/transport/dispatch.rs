@@ -332,6 +332,7 @@ impl Dispatcher {
             tid: h.pid,
             uid: h.uid,
             gid: h.gid,
+            request: unique,
         };
         let (out, woke) = match ctl {
             Ctl::Add => (self.core.add(io.fh, &input, &caller), false),
