@@ -50,6 +50,27 @@ pub mod ioctl_flags {
     pub const FUSE_IOCTL_MAX_IOV: usize = 256;
 }
 
+/// `fuse_init_in.flags` / `fuse_init_out.flags` (and `flags2`, the upper
+/// 32 bits) used here.
+#[allow(missing_docs)]
+pub mod init_flags {
+    /// The kernel may set `max_pages` from the reply.
+    pub const FUSE_MAX_PAGES: u32 = 1 << 22;
+    /// `flags2` is valid.
+    pub const FUSE_INIT_EXT: u32 = 1 << 30;
+    /// In `flags2`: requests over io_uring (`FUSE_OVER_IO_URING`, bit 41).
+    pub const FUSE_OVER_IO_URING_FLAGS2: u32 = 1 << (41 - 32);
+}
+
+/// What the FUSE-file INIT reply asks for beyond the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InitOptions {
+    /// Ask for FUSE-over-io_uring (only if the kernel offered it).
+    pub io_uring: bool,
+    /// `max_pages` (with `FUSE_MAX_PAGES`); 0 = the kernel's default.
+    pub max_pages: u16,
+}
+
 /// `cuse_init_out.flags`: unrestricted ioctls.
 pub const CUSE_UNRESTRICTED_IOCTL: u32 = 1;
 /// `fuse_open_out.open_flags`: bypass the page cache.
@@ -121,7 +142,8 @@ pub struct Message<'a> {
 /// Per-opcode bodies the daemon acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
-    /// `FUSE_INIT` (`fuse_init_in`, first 16 bytes).
+    /// `FUSE_INIT` (`fuse_init_in`: the first 16 bytes, and `flags2` when
+    /// the kernel sends the 64-byte form of 7.36+).
     Init {
         /// Kernel major.
         major: u32,
@@ -131,6 +153,9 @@ pub enum Request<'a> {
         max_readahead: u32,
         /// Kernel capability flags.
         flags: u32,
+        /// The upper 32 capability bits (valid with [`init_flags::FUSE_INIT_EXT`]
+        /// in `flags`; 0 from older kernels).
+        flags2: u32,
     },
     /// `CUSE_INIT` (`cuse_init_in`).
     CuseInit {
@@ -241,6 +266,7 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
                 minor: c.u32()?,
                 max_readahead: c.u32()?,
                 flags: c.u32()?,
+                flags2: c.u32().unwrap_or(0),
             },
             CUSE_INIT => {
                 let major = c.u32()?;
@@ -370,18 +396,37 @@ pub fn reply_error(unique: u64, errno: i32) -> Vec<u8> {
 
 /// `fuse_init_out` (64 bytes) for the FUSE-file transport.
 pub fn encode_init_out(minor: u32, max_readahead: u32, max_write: u32) -> Vec<u8> {
+    encode_init_out_with(minor, max_readahead, max_write, InitOptions::default())
+}
+
+/// `fuse_init_out` (64 bytes) asking for what `opts` says.
+pub fn encode_init_out_with(
+    minor: u32,
+    max_readahead: u32,
+    max_write: u32,
+    opts: InitOptions,
+) -> Vec<u8> {
+    let mut flags = 0;
+    let mut flags2 = 0;
+    if opts.max_pages != 0 {
+        flags |= init_flags::FUSE_MAX_PAGES;
+    }
+    if opts.io_uring {
+        flags |= init_flags::FUSE_INIT_EXT;
+        flags2 |= init_flags::FUSE_OVER_IO_URING_FLAGS2;
+    }
     let mut w = Writer::with_capacity(64);
     w.u32(FUSE_KERNEL_VERSION)
         .u32(minor)
         .u32(max_readahead)
-        .u32(0) // flags: nothing optional is wanted
+        .u32(flags)
         .u16(16) // max_background
         .u16(12) // congestion_threshold
         .u32(max_write)
         .u32(1) // time_gran
-        .u16(0) // max_pages (default)
+        .u16(opts.max_pages)
         .u16(0) // map_alignment
-        .u32(0) // flags2
+        .u32(flags2)
         .zeros(28);
     w.into_vec()
 }
@@ -586,6 +631,22 @@ mod tests {
     #[test]
     fn fixed_reply_sizes() {
         assert_eq!(encode_init_out(31, 0, 4096).len(), 64);
+        let u = encode_init_out_with(
+            31,
+            0,
+            4096,
+            InitOptions {
+                io_uring: true,
+                max_pages: 4,
+            },
+        );
+        assert_eq!(u.len(), 64);
+        assert_eq!(
+            &u[12..16],
+            &(init_flags::FUSE_INIT_EXT | init_flags::FUSE_MAX_PAGES).to_le_bytes()
+        );
+        assert_eq!(&u[28..30], &4u16.to_le_bytes());
+        assert_eq!(&u[32..36], &(1u32 << 9).to_le_bytes());
         assert_eq!(encode_attr_out(1, 0o100666, 0, 0, 0).len(), 104);
         assert_eq!(encode_open_out(1, 0).len(), 16);
         assert_eq!(encode_poll_out(1).len(), 8);

@@ -227,7 +227,11 @@ static void test_whole_ukevent(void)
 	CHECK_HEX(e.ret_flags, KEVENT_RET_DONE, "delivered ret_flags DONE");
 	CHECK_RANGE(u32_diff(e.ret_data[0], (__u32)t0), 40 - 2, t1 - t0 + 1,
 		    "delivered ret_data[0] = expiry in CLOCK_MONOTONIC ms");
-	CHECK_EQ(e.ret_data[1], 1, "delivered ret_data[1] = 1 expiration");
+	/* The timer keeps its period until the ONESHOT kevent is delivered:
+	 * a WAIT that reaches the daemon more than one period late (a slow
+	 * emulated VM) sees one expiration per elapsed period. */
+	CHECK_RANGE(e.ret_data[1], 1, (t1 - t0) / 40,
+		    "delivered ret_data[1] = expirations (1 unless delayed)");
 	CHECK(e.ptr == (void *)&some_object, "delivered ptr round-trips");
 
 	{

@@ -114,6 +114,7 @@ out=$("$KEVENT_CTL" -d "$dev" -c "add timer id=30 user=7 flags=oneshot" -c "add 
     -c "remove timer id=30 user=7" -c "ioctl 0x1234" 2>&1 | sed 's/data=[0-9]*,/data=T,/')
 expected="add ret=0 num=0
 add error=EINVAL errno=22 (ADD: Invalid argument (os error 22))
+  ev id=0,0 type=timer event=0x1 req=0x0 ret=BROKEN|DONE data=T,0 user=0,0 errno=EINVAL
 add ret=0 num=0
 add error=ENFILE errno=23 (ADD: Too many open files in system (os error 23))
 wait ret=1

@@ -74,6 +74,7 @@ pub fn serve(fd: OwnedFd, name: &str, mode: u32) -> Result<Served, SetupError> {
         channel: Rc::new(ch),
         node,
         created_file: false,
+        io_uring: false,
     })
 }
 

@@ -4,7 +4,9 @@
 //! header itself, and the ukevent array is reached in the caller's memory.
 
 use super::{decode_init, Channel, Served, SetupError, TransportKind};
-use kevent_protocol::fuse::{self, Request, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION};
+use kevent_protocol::fuse::{
+    self, init_flags, InitOptions, Request, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION,
+};
 use rustix::mount::{MountFlags, UnmountFlags};
 use std::ffi::CString;
 use std::fs::OpenOptions;
@@ -20,6 +22,12 @@ pub const FS_SUBTYPE: &str = "kevent";
 
 /// Mounts FUSE on `path` (created as an empty regular file if missing).
 pub fn serve(path: &Path, mode: u32) -> Result<Served, SetupError> {
+    serve_with(path, mode, false)
+}
+
+/// [`serve`], asking at INIT for FUSE-over-io_uring when `want_uring` and
+/// the kernel offers it; [`Served::io_uring`] tells whether it was agreed.
+pub fn serve_with(path: &Path, mode: u32, want_uring: bool) -> Result<Served, SetupError> {
     let path = absolute(path)?;
     clean_stale(&path)?;
     let created_file = match std::fs::symlink_metadata(&path) {
@@ -42,21 +50,29 @@ pub fn serve(path: &Path, mode: u32) -> Result<Served, SetupError> {
             true
         }
     };
-    let result = mount_and_init(&path, mode);
+    let result = mount_and_init(&path, mode, want_uring);
     if result.is_err() && created_file {
         remove_placeholder(&path);
     }
-    let ch = result?;
+    let (ch, io_uring) = result?;
     info!("FUSE file: serving {} (mode {mode:o})", path.display());
     Ok(Served {
         kind: TransportKind::FuseFile,
         channel: Rc::new(ch),
         node: path,
         created_file,
+        io_uring,
     })
 }
 
-fn mount_and_init(path: &Path, mode: u32) -> Result<Channel, SetupError> {
+/// Pages per request asked for with io_uring: ring entries are sized by
+/// the kernel's largest payload, and 16 KiB covers any restricted ioctl
+/// (_IOC_SIZE is 14 bits).
+pub const URING_MAX_PAGES: u16 = 4;
+/// max_write with io_uring (the file serves no write()).
+pub const URING_MAX_WRITE: u32 = 16384;
+
+fn mount_and_init(path: &Path, mode: u32, want_uring: bool) -> Result<(Channel, bool), SetupError> {
     let fd = OpenOptions::new()
         .read(true)
         .write(true)
@@ -85,7 +101,8 @@ fn mount_and_init(path: &Path, mode: u32) -> Result<Channel, SetupError> {
             major,
             minor,
             max_readahead,
-            ..
+            flags,
+            flags2,
         } = msg.request
         else {
             return Err(SetupError::Handshake(format!("expected INIT, got {msg}")));
@@ -96,15 +113,35 @@ fn mount_and_init(path: &Path, mode: u32) -> Result<Channel, SetupError> {
             )));
         }
         let minor = minor.min(FUSE_KERNEL_MINOR_VERSION);
-        let body = fuse::encode_init_out(minor, max_readahead, 65536);
+        let offered = flags & init_flags::FUSE_INIT_EXT != 0
+            && flags2 & init_flags::FUSE_OVER_IO_URING_FLAGS2 != 0;
+        let uring = want_uring && offered;
+        if want_uring && !offered {
+            info!("the kernel did not offer FUSE-over-io_uring at INIT (enable_uring off when mounting, or no CONFIG_FUSE_IO_URING)");
+        }
+        let body = if uring {
+            fuse::encode_init_out_with(
+                minor,
+                max_readahead,
+                URING_MAX_WRITE,
+                InitOptions {
+                    io_uring: true,
+                    max_pages: URING_MAX_PAGES,
+                },
+            )
+        } else {
+            fuse::encode_init_out(minor, max_readahead, 65536)
+        };
         ch.send(&fuse::reply(msg.header.unique, &body));
-        Ok(())
+        Ok(uring)
     })();
-    if let Err(e) = init {
-        unmount(path);
-        return Err(e);
+    match init {
+        Ok(uring) => Ok((ch, uring)),
+        Err(e) => {
+            unmount(path);
+            Err(e)
+        }
     }
-    Ok(ch)
 }
 
 /// Makes `path` absolute without resolving the last component (a stale

@@ -7,6 +7,7 @@ pub mod cuse;
 pub mod dispatch;
 pub mod fuse_file;
 pub mod ioctl;
+pub mod uring;
 
 use kevent_protocol::fuse;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -173,6 +174,8 @@ pub struct Served {
     pub node: PathBuf,
     /// For the FUSE file: whether we created the placeholder file.
     created_file: bool,
+    /// For the FUSE file: FUSE-over-io_uring was agreed at INIT.
+    pub io_uring: bool,
 }
 
 impl Served {
