@@ -82,7 +82,7 @@ use rustix::event::epoll::{self, EventFlags};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 const IN: u32 = EventFlags::IN.bits();
@@ -181,8 +181,9 @@ pub struct SocketSource {
     sockets: HashMap<u64, Sock>,
     wds: HashMap<i32, u64>,
     procs: ProcCache,
-    /// The process of the current ioctl: (request, tid, process).
-    last: Option<(u64, u32, Arc<CallerProcess>)>,
+    /// The process of the current ioctl: (request, tid, process). Weak:
+    /// only watches keep a caller's pidfd open.
+    last: Option<(u64, u32, Weak<CallerProcess>)>,
     own: OwnDevice,
     disposer: Disposer,
 }
@@ -222,11 +223,13 @@ impl SocketSource {
     fn process_of(&mut self, caller: &Caller) -> Result<Arc<CallerProcess>, Errno> {
         if let Some((req, tid, p)) = &self.last {
             if caller.request != 0 && *req == caller.request && *tid == caller.tid {
-                return Ok(p.clone());
+                if let Some(p) = p.upgrade() {
+                    return Ok(p);
+                }
             }
         }
         let p = self.procs.get(caller.tid)?;
-        self.last = Some((caller.request, caller.tid, p.clone()));
+        self.last = Some((caller.request, caller.tid, Arc::downgrade(&p)));
         Ok(p)
     }
 
