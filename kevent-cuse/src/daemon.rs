@@ -1,11 +1,12 @@
 //! Start-up and shutdown around the reactor: privileges, descriptor limits,
 //! signals, choosing the transport, readiness notification.
 
-use crate::core::Core;
+use crate::core::{Core, Limits};
 use crate::reactor::{self, Exit};
 use crate::sources::{build_all, SourceCtx};
 use crate::sys::pidfd::OwnDevice;
 use crate::sys::remote_mem::ProcessVm;
+use crate::transport::access::{Access, NodeAttrs};
 use crate::transport::dispatch::{Config, Dispatcher};
 use crate::transport::{cuse, fuse_file, ChannelSink, Served, SetupError, TransportKind};
 use nix::sys::signal::{SigSet, Signal};
@@ -38,6 +39,43 @@ pub struct Options {
     pub mode: u32,
     /// Per-queue limit of registered kevents.
     pub max_kevents: u32,
+    /// Owner uid of the node.
+    pub owner: u32,
+    /// Group gid of the node.
+    pub group: u32,
+    /// Queues per uid (0: unlimited).
+    pub user_queues: u32,
+    /// Registered kevents per uid (0: unlimited).
+    pub user_kevents: u32,
+    /// Daemon descriptors per uid (0: as many as the descriptor budget
+    /// allows one user).
+    pub user_descriptors: u32,
+}
+
+impl Options {
+    /// Defaults for everything but the transport choice.
+    pub fn new(transport: Choice) -> Self {
+        Options {
+            transport,
+            name: "kevent".into(),
+            path: None,
+            mode: 0o666,
+            max_kevents: 1023,
+            owner: 0,
+            group: 0,
+            user_queues: Limits::DEFAULT_QUEUES,
+            user_kevents: Limits::DEFAULT_KEVENTS,
+            user_descriptors: Limits::DEFAULT_DESCRIPTORS,
+        }
+    }
+
+    fn attrs(&self) -> NodeAttrs {
+        NodeAttrs {
+            mode: self.mode,
+            uid: self.owner,
+            gid: self.group,
+        }
+    }
 }
 
 /// Why the daemon refused to start.
@@ -84,27 +122,43 @@ fn validate(opts: &Options) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Raises the descriptor limit as far as the system allows: the hard limit
-/// up to `fs.nr_open` (root may raise it), else the soft one to the hard
-/// one. Each SOCKET or POLL kevent briefly or permanently needs a
-/// descriptor, and a large deployment has many queues.
-fn raise_nofile() {
+/// Raises the descriptor limit as far as the kernel allows (fs.nr_open;
+/// root may raise the hard limit too): kevents hold daemon descriptors on
+/// their users' behalf. Returns the soft limit in force.
+fn raise_nofile() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return;
+        return 1024;
     };
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
         .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    if nr_open > hard && setrlimit(Resource::RLIMIT_NOFILE, nr_open, nr_open).is_ok() {
-        info!("RLIMIT_NOFILE raised to {nr_open}");
-        return;
-    }
-    if soft < hard {
-        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            warn!("raising RLIMIT_NOFILE: {e}");
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let target = nr_open.map_or(hard, |n| n.max(hard));
+    let mut now = soft;
+    for want in [target, hard] {
+        if want <= now {
+            break;
         }
+        match setrlimit(Resource::RLIMIT_NOFILE, want, want.max(hard)) {
+            Ok(()) => {
+                now = want;
+                break;
+            }
+            Err(e) => info!("cannot raise RLIMIT_NOFILE to {want}: {e}"),
+        }
+    }
+    info!(
+        "descriptor limit: {now} (was soft {soft}, hard {hard}; fs.nr_open {})",
+        nr_open.map_or("unknown".into(), |n| n.to_string())
+    );
+    now
+}
+
+fn show_limit(n: u32) -> String {
+    if n == 0 {
+        "unlimited".into()
+    } else {
+        n.to_string()
     }
 }
 
@@ -115,7 +169,7 @@ fn setup_transport(opts: &Options) -> Result<Served, StartError> {
             .unwrap_or_else(|| PathBuf::from("/dev").join(&opts.name))
     };
     match opts.transport {
-        Choice::Fuse => Ok(fuse_file::serve(&fuse_path(), opts.mode)?),
+        Choice::Fuse => Ok(fuse_file::serve(&fuse_path(), opts.attrs())?),
         Choice::Cuse => {
             let fd = cuse::open_channel().or_else(|_| {
                 modprobe_cuse();
@@ -124,7 +178,7 @@ fn setup_transport(opts: &Options) -> Result<Served, StartError> {
             Ok(cuse::serve(
                 fd.map_err(StartError::NoCuse)?,
                 &opts.name,
-                opts.mode,
+                opts.attrs(),
             )?)
         }
         Choice::Auto => {
@@ -133,10 +187,10 @@ fn setup_transport(opts: &Options) -> Result<Served, StartError> {
                 cuse::open_channel()
             });
             match fd {
-                Ok(fd) => Ok(cuse::serve(fd, &opts.name, opts.mode)?),
+                Ok(fd) => Ok(cuse::serve(fd, &opts.name, opts.attrs())?),
                 Err(e) => {
                     info!("no CUSE ({e}); using the FUSE-file transport");
-                    Ok(fuse_file::serve(&fuse_path(), opts.mode)?)
+                    Ok(fuse_file::serve(&fuse_path(), opts.attrs())?)
                 }
             }
         }
@@ -176,14 +230,34 @@ fn notify_ready(served: &Served) {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT/SIGHUP or disconnection.
+/// Runs the daemon until SIGTERM/SIGINT or disconnection (SIGHUP is logged
+/// and ignored).
 pub fn run(opts: Options) -> Result<(), StartError> {
     validate(&opts)?;
     let euid = nix::unistd::geteuid().as_raw();
     if euid != 0 {
         return Err(StartError::NotRoot(euid));
     }
-    raise_nofile();
+    let nofile = raise_nofile();
+    let limits = Limits::for_nofile(
+        opts.user_queues,
+        opts.user_kevents,
+        opts.user_descriptors,
+        nofile,
+    );
+    if opts.user_descriptors != 0 && limits.descriptors < opts.user_descriptors {
+        warn!(
+            "--max-descriptors-per-user {} lowered to {}: one user may hold at most half of the {} descriptors left for users",
+            opts.user_descriptors, limits.descriptors, limits.descriptors_total
+        );
+    }
+    info!(
+        "per-user limits (uid 0 unlimited): {} queues, {} kevents, {} daemon descriptors; {} descriptors for all users together",
+        show_limit(limits.queues),
+        show_limit(limits.kevents),
+        show_limit(limits.descriptors),
+        limits.descriptors_total
+    );
     // Timer slack 1 ns (inherited by every thread created from here): the
     // event loop's timed waits (a WAIT's deadline) end on time, not up to
     // the default 50 us late.
@@ -192,11 +266,15 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     }
     // Signals become readable events; blocked before any thread exists.
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for s in [Signal::SIGTERM, Signal::SIGINT] {
         mask.add(s);
     }
-    mask.thread_block()
+    let mut blocked = mask;
+    blocked.add(Signal::SIGHUP);
+    blocked
+        .thread_block()
         .map_err(|e| StartError::Io("blocking signals", e.into()))?;
+    crate::logging::ignore_sighup().map_err(|e| StartError::Io("SIGHUP thread", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| StartError::Io("signalfd", e.into()))?;
 
@@ -206,6 +284,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     // serving thread). Nothing reads requests before the loop runs.
     let cuse = served.kind == TransportKind::Cuse;
     let mut core = Core::new(opts.max_kevents);
+    core.set_limits(limits);
     let built = SourceCtx::new(OwnDevice::of_served(cuse, &served.node))
         .map_err(|e| ("poll offload", e))
         .and_then(|ctx| build_all(&ctx, &mut core));
@@ -217,6 +296,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         transport: served.kind,
         max_kevents: opts.max_kevents,
         file_mode: opts.mode,
+        access: match served.kind {
+            TransportKind::Cuse => Access::Node(served.node.clone()),
+            TransportKind::FuseFile => Access::Fixed(opts.attrs()),
+        },
     };
     let mut d = Dispatcher::new(
         cfg,

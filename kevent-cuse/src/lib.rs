@@ -7,7 +7,9 @@
 
 pub mod core;
 pub mod daemon;
+pub mod logging;
 pub mod reactor;
 pub mod sources;
+pub mod status;
 pub mod sys;
 pub mod transport;

@@ -6,6 +6,8 @@
 //! * [`fuse`] is the subset of the FUSE/CUSE wire protocol the daemon speaks
 //!   (`include/uapi/linux/fuse.h`, docs/WIRE.md), with C field names so the
 //!   structs grep against the kernel header.
+//! * [`names`] names event types, bits, flags and errno values for logs
+//!   and tools.
 //!
 //! Everything is decoded from byte slices with explicit offsets, never cast,
 //! because the ukevent array at `arg + 12` is only 4-byte aligned and kernel
@@ -16,3 +18,4 @@
 pub mod bytes;
 pub mod fuse;
 pub mod kevent;
+pub mod names;

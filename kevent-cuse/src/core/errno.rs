@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-/// A positive errno value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A positive errno value (its Debug form is the name: `EINVAL`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 
 impl Errno {
@@ -33,6 +33,10 @@ impl Errno {
     pub const ENOENT: Errno = Errno(libc::ENOENT);
     /// A bad file descriptor.
     pub const EBADF: Errno = Errno(libc::EBADF);
+    /// A per-user limit of the daemon (queues, kevents, descriptors).
+    pub const EMFILE: Errno = Errno(libc::EMFILE);
+    /// Open refused by the node's owner, group and mode.
+    pub const EACCES: Errno = Errno(libc::EACCES);
 
     /// From an `std::io::Error`, EIO when it carries no errno.
     pub fn from_io(e: &std::io::Error) -> Errno {
@@ -43,6 +47,12 @@ impl Errno {
 impl From<rustix::io::Errno> for Errno {
     fn from(e: rustix::io::Errno) -> Self {
         Errno(e.raw_os_error())
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&kevent_protocol::names::errno_display(self.0))
     }
 }
 

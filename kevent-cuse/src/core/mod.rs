@@ -7,19 +7,25 @@
 //! file handle.
 
 mod errno;
+pub mod limits;
 mod queue;
+pub mod snapshot;
 pub mod source;
 
 pub use errno::Errno;
-pub use queue::Queue;
+pub use limits::{Limits, Usage};
+pub use queue::{Owner, Queue, QueueStats};
+pub use snapshot::{CoreSnapshot, QueueSnapshot};
 
 use kevent_protocol::kevent::{
     KeventKey, Ukevent, KEVENT_MAX, KEVENT_REQ_ONESHOT, KEVENT_RET_BROKEN, KEVENT_RET_DONE,
 };
+use kevent_protocol::names::{errno_display, ukevent_display};
 pub use source::{Notice, Outcome, Source};
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::time::Instant;
+use tracing::debug;
 
 /// Identifies one queue (the FUSE file handle of its open).
 pub type QueueId = u64;
@@ -49,6 +55,8 @@ pub struct Caller {
 #[derive(Debug, Clone)]
 struct Registration {
     queue: QueueId,
+    /// Who registered it (charged against this uid's limits).
+    uid: u32,
     uk: Ukevent,
     ready: bool,
     /// The source reported its object gone: unregister on delivery.
@@ -74,6 +82,7 @@ pub struct Core {
     next_queue: QueueId,
     next_reg: u64,
     max_kevents: u32,
+    acct: limits::Accounting,
 }
 
 impl Core {
@@ -86,7 +95,18 @@ impl Core {
             next_queue: 1,
             next_reg: 1,
             max_kevents,
+            acct: limits::Accounting::new(Limits::unlimited()),
         }
+    }
+
+    /// Sets the per-user limits (before any queue is open).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.acct = limits::Accounting::new(limits);
+    }
+
+    /// The per-user limits in force.
+    pub fn limits(&self) -> Limits {
+        self.acct.limits()
     }
 
     /// Plugs in the source for event type `ty`.
@@ -112,12 +132,19 @@ impl Core {
             .min()
     }
 
-    /// A new queue (one open of the device).
+    /// A new queue (one open of the device) owned by root.
     pub fn open(&mut self, nonblock: bool) -> QueueId {
+        self.open_for(nonblock, Owner::default())
+            .expect("root has no queue limit")
+    }
+
+    /// A new queue opened by `owner`, or EMFILE at its queue limit.
+    pub fn open_for(&mut self, nonblock: bool, owner: Owner) -> Result<QueueId, Errno> {
+        self.acct.open_queue(owner.uid)?;
         let id = self.next_queue;
         self.next_queue += 1;
-        self.queues.insert(id, Queue::new(nonblock));
-        id
+        self.queues.insert(id, Queue::new(nonblock, owner));
+        Ok(id)
     }
 
     /// The queue, if it exists.
@@ -135,8 +162,10 @@ impl Core {
         let Some(queue) = self.queues.remove(&q) else {
             return;
         };
+        self.acct.close_queue(queue.owner.uid);
         for reg in queue.all_regs() {
             if let Some(r) = self.regs.remove(&reg) {
+                self.acct.remove_kevent(r.uid, r.uk.type_);
                 if let Some(src) = self.sources[r.uk.type_ as usize].as_mut() {
                     src.unregister(reg);
                 }
@@ -175,14 +204,43 @@ impl Core {
                 last = Last::Failed(Errno::EOPNOTSUPP);
                 continue;
             };
+            if let Err(e) = self.acct.add_kevent(caller.uid, uk.type_) {
+                uk.ret_flags = KEVENT_RET_BROKEN | KEVENT_RET_DONE;
+                debug!(
+                    "q={q} uid={} add {} -> over the user's limit: {e:?}",
+                    caller.uid,
+                    ukevent_display(&uk)
+                );
+                out.push(uk);
+                last = Last::Failed(e);
+                continue;
+            }
             let reg = RegId(self.next_reg);
             self.next_reg += 1;
-            match src.register(reg, &uk, caller) {
+            let outcome = src.register(reg, &uk, caller);
+            if !matches!(outcome, Outcome::Queued) {
+                self.acct.remove_kevent(caller.uid, uk.type_);
+            }
+            if let Some(queue) = self.queues.get_mut(&q) {
+                queue.stats.total += 1;
+                if matches!(outcome, Outcome::Ready(_)) {
+                    queue.stats.ready_at_once += 1;
+                }
+            }
+            debug!(
+                "q={q} uid={} tid={} add {} -> {}",
+                caller.uid,
+                caller.tid,
+                ukevent_display(&uk),
+                outcome_display(&outcome)
+            );
+            match outcome {
                 Outcome::Queued => {
                     self.regs.insert(
                         reg,
                         Registration {
                             queue: q,
+                            uid: caller.uid,
                             uk,
                             ready: false,
                             broken: false,
@@ -231,6 +289,15 @@ impl Core {
             .map(|uk| {
                 let mut uk = *uk;
                 let found = self.queues[&q].find(&uk.key());
+                debug!(
+                    "q={q} remove {} -> {}",
+                    ukevent_display(&uk),
+                    if found.is_some() {
+                        "removed"
+                    } else {
+                        "not found"
+                    }
+                );
                 match found {
                     Some(reg) => {
                         self.unregister(reg);
@@ -272,7 +339,13 @@ impl Core {
                 let src = self.sources[current.type_ as usize]
                     .as_mut()
                     .expect("registered with this source");
-                match src.modify(reg, &current, caller) {
+                let outcome = src.modify(reg, &current, caller);
+                debug!(
+                    "q={q} modify {} -> {}",
+                    ukevent_display(&current),
+                    outcome_display(&outcome)
+                );
+                match outcome {
                     Outcome::Queued => uk.ret_flags |= KEVENT_RET_DONE,
                     Outcome::Ready(_) => {
                         uk.ret_flags |= KEVENT_RET_DONE;
@@ -366,7 +439,11 @@ impl Core {
 
     /// Takes the first `n` ready kevents of `q` off the ready list: ONESHOT
     /// and broken ones are unregistered, the others re-armed.
+    /// Each call is one WAIT answered (the 2006 `wait` statistic).
     pub fn commit_delivered(&mut self, q: QueueId, n: usize) {
+        if let Some(queue) = self.queues.get_mut(&q) {
+            queue.stats.waits += 1;
+        }
         for _ in 0..n {
             let Some(reg) = self.queues.get_mut(&q).and_then(|x| x.pop_ready()) else {
                 return;
@@ -377,6 +454,11 @@ impl Core {
             r.ready = false;
             let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
             if let Some(src) = self.sources[r.uk.type_ as usize].as_mut() {
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let mut uk = r.uk;
+                    uk.ret_data = src.ret_data(reg);
+                    debug!("q={q} deliver {}", ukevent_display(&uk));
+                }
                 src.delivered(reg);
             }
             if done {
@@ -389,6 +471,7 @@ impl Core {
         let Some(r) = self.regs.remove(&reg) else {
             return;
         };
+        self.acct.remove_kevent(r.uid, r.uk.type_);
         if let Some(queue) = self.queues.get_mut(&r.queue) {
             queue.forget(&r.uk.key(), reg, r.ready);
         }
@@ -400,6 +483,15 @@ impl Core {
     /// Total registrations (all queues).
     pub fn registration_count(&self) -> usize {
         self.regs.len()
+    }
+}
+
+/// `queued`, `ready data=1,0` or `failed EBADF` for the debug log.
+fn outcome_display(o: &Outcome) -> String {
+    match o {
+        Outcome::Queued => "queued".into(),
+        Outcome::Ready(d) => format!("ready data={},{}", d[0], d[1]),
+        Outcome::Failed(e) => format!("failed {}", errno_display(e.0)),
     }
 }
 

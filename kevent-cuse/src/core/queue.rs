@@ -4,11 +4,35 @@ use super::RegId;
 use kevent_protocol::kevent::KeventKey;
 use std::collections::{HashMap, VecDeque};
 
+/// Who opened a queue (for limits and `kevent-cuse --status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// Process (thread) id of the opener, 0 when not visible.
+    pub pid: u32,
+    /// fsuid of the opener: charged for the queue.
+    pub uid: u32,
+}
+
+/// The 2006 `KEVENT_USER_STAT` counters of one queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// WAIT calls answered.
+    pub waits: u64,
+    /// ukevents that were ready at once at ADD.
+    pub ready_at_once: u64,
+    /// ukevents handed to a source by ADD (registered or ready at once).
+    pub total: u64,
+}
+
 /// One open of the device.
 #[derive(Debug, Default)]
 pub struct Queue {
     /// Opened with O_NONBLOCK: WAIT never sleeps (docs/ABI.md §3, §5 item 6).
     pub nonblock: bool,
+    /// Who opened it.
+    pub owner: Owner,
+    /// KEVENT_USER_STAT counters.
+    pub stats: QueueStats,
     /// Registrations by key, oldest first: duplicates are allowed and the
     /// oldest matches first.
     by_key: HashMap<KeventKey, Vec<RegId>>,
@@ -18,9 +42,10 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub(super) fn new(nonblock: bool) -> Self {
+    pub(super) fn new(nonblock: bool, owner: Owner) -> Self {
         Queue {
             nonblock,
+            owner,
             ..Default::default()
         }
     }

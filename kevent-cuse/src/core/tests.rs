@@ -320,3 +320,139 @@ fn duplicate_keys_are_not_detected_and_remove_takes_the_oldest() {
     let (out, _) = core.modify(q, &[uk(100, 1)], &Caller::default());
     assert_eq!(out.events[0].ret_flags, KEVENT_RET_DONE);
 }
+
+// --- per-user limits and the status snapshot (issue 8 item 5, issue 10 item 5)
+
+fn user(uid: u32) -> Caller {
+    Caller {
+        tid: 4000 + uid,
+        uid,
+        gid: uid,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_user_at_its_kevent_limit_gets_emfile_per_ukevent_and_others_do_not() {
+    let (mut core, st, _) = setup(1023);
+    core.set_limits(Limits {
+        queues: 2,
+        kevents: 3,
+        descriptors: 100,
+        descriptors_total: 0,
+    });
+    let a = core.open_for(false, Owner { pid: 1, uid: 1000 }).unwrap();
+    let b = core.open_for(false, Owner { pid: 2, uid: 1001 }).unwrap();
+    let out = core.add(
+        a,
+        &[uk(10, 0), uk(11, 0), uk(12, 0), uk(13, 0), uk(14, 0)],
+        &user(1000),
+    );
+    // The first three are registered, the last two refused one by one.
+    assert_eq!(out.result, Err(Errno::EMFILE));
+    assert_eq!(out.events.len(), 2);
+    assert_eq!(out.events[0].id[0], 13);
+    assert_eq!(out.events[0].ret_flags, KEVENT_RET_BROKEN | KEVENT_RET_DONE);
+    assert_eq!(core.queue(a).unwrap().len(), 3);
+    // Another queue of the same user: still over.
+    let a2 = core.open_for(false, Owner { pid: 1, uid: 1000 }).unwrap();
+    assert_eq!(
+        core.add(a2, &[uk(20, 0)], &user(1000)).result,
+        Err(Errno::EMFILE)
+    );
+    // A third queue is over the queue limit.
+    assert_eq!(
+        core.open_for(false, Owner { pid: 1, uid: 1000 }),
+        Err(Errno::EMFILE)
+    );
+    // Another user and root are unaffected.
+    assert_eq!(
+        core.add(b, &[uk(30, 0), uk(31, 0)], &user(1001)).result,
+        Ok(0)
+    );
+    assert_eq!(core.add(b, &[uk(32, 0)], &user(0)).result, Ok(0));
+    // A ready-at-once ukevent is not kept, so it is not charged.
+    core.release(a2);
+    let a2 = core.open_for(false, Owner { pid: 1, uid: 1000 }).unwrap();
+    // Release refunds everything.
+    core.release(a);
+    assert_eq!(
+        core.add(a2, &[uk(40, 0), uk(41, 0), uk(1, 0)], &user(1000))
+            .result,
+        Ok(1)
+    );
+    assert_eq!(
+        core.snapshot()
+            .users
+            .iter()
+            .find(|u| u.0 == 1000)
+            .unwrap()
+            .1
+            .kevents,
+        2
+    );
+    // Delivery of a ONESHOT refunds too.
+    let mut one = uk(50, 0);
+    one.req_flags = KEVENT_REQ_ONESHOT;
+    assert_eq!(core.add(a2, &[one], &user(1000)).result, Ok(0));
+    assert_eq!(
+        core.add(a2, &[uk(51, 0)], &user(1000)).result,
+        Err(Errno::EMFILE)
+    );
+    fire_all(&mut core, &st);
+    let got = take(&mut core, a2, 10);
+    assert_eq!(got.len(), 3);
+    assert_eq!(core.add(a2, &[uk(51, 0)], &user(1000)).result, Ok(0));
+}
+
+#[test]
+fn the_snapshot_counts_queues_kevents_ready_and_the_2006_statistics() {
+    let (mut core, st, q0) = setup(1023);
+    let q = core.open_for(true, Owner { pid: 77, uid: 1000 }).unwrap();
+    core.add(q, &[uk(10, 0), uk(11, 0), uk(1, 0)], &user(1000));
+    let mut other = uk(12, 0);
+    other.type_ = 4; // no source: refused, not counted
+    core.add(q, &[other], &user(1000));
+    fire_all(&mut core, &st);
+    take(&mut core, q, 1);
+    take(&mut core, q, 0);
+    let s = core.snapshot();
+    assert_eq!(s.queues.len(), 2);
+    assert_eq!(s.queues[0].id, q0);
+    assert_eq!(s.queues[0].owner, Owner::default());
+    let x = &s.queues[1];
+    assert_eq!(x.id, q);
+    assert_eq!(x.owner, Owner { pid: 77, uid: 1000 });
+    assert!(x.nonblock);
+    assert_eq!(x.kevents, [0, 0, 2, 0, 0, 0]);
+    assert_eq!(x.ready, 1);
+    assert_eq!(
+        x.stats,
+        QueueStats {
+            waits: 2,
+            ready_at_once: 1,
+            total: 3
+        }
+    );
+    assert_eq!(
+        s.users,
+        vec![
+            (
+                0,
+                Usage {
+                    queues: 1,
+                    kevents: 0,
+                    descriptors: 0
+                }
+            ),
+            (
+                1000,
+                Usage {
+                    queues: 1,
+                    kevents: 2,
+                    descriptors: 2
+                }
+            )
+        ]
+    );
+}

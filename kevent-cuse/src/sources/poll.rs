@@ -137,6 +137,12 @@ impl PollSource {
     fn register_fd(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Result<Outcome, Errno> {
         let proc_ = self.procs.get(caller.tid)?;
         let fd = proc_.fetch(uk.id[0])?;
+        // An O_PATH descriptor cannot be polled: EINVAL like any other fd
+        // without a poll method (docs/ABI.md §4), not epoll_ctl's EBADF. Closing
+        // it never reaches a filesystem, so it is dropped here.
+        if rustix::fs::fcntl_getfl(&fd).is_ok_and(|f| f.contains(rustix::fs::OFlags::PATH)) {
+            return Err(Errno::EINVAL);
+        }
         let facts = match examine(&fd, &self.own, proc_.tgid()) {
             Ok(f) => f,
             Err(e) => {

@@ -2,6 +2,7 @@
 //! `/dev/NAME` whose ioctls arrive unrestricted (docs/WIRE.md "CUSE
 //! lifecycle").
 
+use super::access::NodeAttrs;
 use super::{decode_init, Channel, Served, SetupError, TransportKind};
 use kevent_protocol::fuse::{self, Request, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION};
 use std::fs::OpenOptions;
@@ -23,8 +24,10 @@ pub fn open_channel() -> std::io::Result<OwnedFd> {
     Ok(f.into())
 }
 
-/// Registers `/dev/NAME` on an open `/dev/cuse` and sets its mode.
-pub fn serve(fd: OwnedFd, name: &str, mode: u32) -> Result<Served, SetupError> {
+/// Registers `/dev/NAME` on an open `/dev/cuse` and sets its owner, group
+/// and mode.
+pub fn serve(fd: OwnedFd, name: &str, attrs: NodeAttrs) -> Result<Served, SetupError> {
+    let mode = attrs.mode;
     let node = PathBuf::from("/dev").join(name);
     let sys = PathBuf::from("/sys/class/cuse").join(name);
     if let Ok(md) = std::fs::symlink_metadata(&node) {
@@ -63,11 +66,15 @@ pub fn serve(fd: OwnedFd, name: &str, mode: u32) -> Result<Served, SetupError> {
         )
     })?;
     // devtmpfs creates it root:root 0600.
+    std::os::unix::fs::chown(&node, Some(attrs.uid), Some(attrs.gid))
+        .map_err(|e| SetupError::io(format!("chown {}", node.display()), e))?;
     std::fs::set_permissions(&node, std::fs::Permissions::from_mode(mode))
         .map_err(|e| SetupError::io(format!("chmod {}", node.display()), e))?;
     info!(
-        "CUSE {major}.{minor}: serving {} (mode {mode:o})",
-        node.display()
+        "CUSE {major}.{minor}: serving {} (owner {} group {} mode {mode:o})",
+        node.display(),
+        attrs.uid,
+        attrs.gid
     );
     Ok(Served {
         kind: TransportKind::Cuse,

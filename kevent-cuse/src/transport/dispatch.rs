@@ -31,6 +31,8 @@ pub struct Config {
     pub max_kevents: u32,
     /// Permission bits of the FUSE file (GETATTR).
     pub file_mode: u32,
+    /// Who may open the node (checked at OPEN; owner and group for GETATTR).
+    pub access: super::access::Access,
 }
 
 /// REMOVE and MODIFY batches above this size are refused with EINVAL: the
@@ -141,7 +143,19 @@ impl Dispatcher {
             }
             Request::Open { flags } => {
                 let nonblock = flags & libc::O_NONBLOCK as u32 != 0;
-                let q = self.core.open(nonblock);
+                let owner = crate::core::Owner {
+                    pid: h.pid,
+                    uid: h.uid,
+                };
+                let opened = self
+                    .cfg
+                    .access
+                    .check_open(h.pid, h.uid, h.gid, flags)
+                    .and_then(|()| self.core.open_for(nonblock, owner));
+                let q = match opened {
+                    Ok(q) => q,
+                    Err(e) => return self.error(unique, e),
+                };
                 debug!("queue {q} opened (nonblock={nonblock})");
                 let body = fuse::encode_open_out(q, fuse::FOPEN_DIRECT_IO | fuse::FOPEN_STREAM);
                 self.sink.send(&fuse::reply(unique, &body));
@@ -157,7 +171,8 @@ impl Dispatcher {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
                     let mode = libc::S_IFREG | (self.cfg.file_mode & 0o7777);
-                    let body = fuse::encode_attr_out(1, mode, 0, 0, secs);
+                    let (uid, gid) = self.cfg.access.attrs().map_or((0, 0), |a| (a.uid, a.gid));
+                    let body = fuse::encode_attr_out(1, mode, uid, gid, secs);
                     self.sink.send(&fuse::reply(unique, &body));
                 }
                 TransportKind::Cuse => self.error(unique, Errno::ENOSYS),

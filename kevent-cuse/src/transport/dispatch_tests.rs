@@ -116,6 +116,7 @@ fn rig(transport: TransportKind) -> Rig {
             transport,
             max_kevents: 1023,
             file_mode: 0o666,
+            access: Default::default(),
         },
         core,
         Box::new(mem.clone()),

@@ -3,6 +3,7 @@
 //! fallback"). Ioctls arrive restricted: the kernel copies the 12-byte
 //! header itself, and the ukevent array is reached in the caller's memory.
 
+use super::access::NodeAttrs;
 use super::{decode_init, Channel, Served, SetupError, TransportKind};
 use kevent_protocol::fuse::{
     self, init_flags, InitOptions, Request, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION,
@@ -21,13 +22,26 @@ use tracing::{info, warn};
 pub const FS_SUBTYPE: &str = "kevent";
 
 /// Mounts FUSE on `path` (created as an empty regular file if missing).
-pub fn serve(path: &Path, mode: u32) -> Result<Served, SetupError> {
-    serve_with(path, mode, false)
+/// `attrs` are reported by GETATTR and enforced by the daemon at OPEN
+/// (transport/access.rs), not with `default_permissions`: that option makes
+/// every permission check on the file a GETATTR round trip to the daemon
+/// (attributes are never cached, so a dead daemon shows at once), including
+/// the checks the daemon itself triggers when it watches its own file for
+/// an INODE kevent, and the daemon would wait for itself.
+/// `attrs` may be a bare mode (root:root).
+pub fn serve(path: &Path, attrs: impl Into<NodeAttrs>) -> Result<Served, SetupError> {
+    serve_with(path, attrs, false)
 }
 
 /// [`serve`], asking at INIT for FUSE-over-io_uring when `want_uring` and
 /// the kernel offers it; [`Served::io_uring`] tells whether it was agreed.
-pub fn serve_with(path: &Path, mode: u32, want_uring: bool) -> Result<Served, SetupError> {
+pub fn serve_with(
+    path: &Path,
+    attrs: impl Into<NodeAttrs>,
+    want_uring: bool,
+) -> Result<Served, SetupError> {
+    let attrs: NodeAttrs = attrs.into();
+    let mode = attrs.mode;
     let path = absolute(path)?;
     clean_stale(&path)?;
     let created_file = match std::fs::symlink_metadata(&path) {
@@ -55,7 +69,12 @@ pub fn serve_with(path: &Path, mode: u32, want_uring: bool) -> Result<Served, Se
         remove_placeholder(&path);
     }
     let (ch, io_uring) = result?;
-    info!("FUSE file: serving {} (mode {mode:o})", path.display());
+    info!(
+        "FUSE file: serving {} (owner {} group {} mode {mode:o})",
+        path.display(),
+        attrs.uid,
+        attrs.gid
+    );
     Ok(Served {
         kind: TransportKind::FuseFile,
         channel: Rc::new(ch),

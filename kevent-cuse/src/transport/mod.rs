@@ -3,6 +3,7 @@
 //! ([`fuse_file`]). Both hand back the same [`Served`] shape, so the rest of
 //! the daemon never learns which one is live (docs/WIRE.md).
 
+pub mod access;
 pub mod cuse;
 pub mod dispatch;
 pub mod fuse_file;
