@@ -32,8 +32,9 @@
 //!   inotify queue overflows (more than `fs.inotify.max_queued_events`
 //!   closes at once) is the epoll set's fdinfo read once to find which
 //!   sockets are gone. Each watched socket costs one inotify watch
-//!   (`fs.inotify.max_user_watches`, per user: root); when none is left
-//!   the ADD fails with ENOSPC.
+//!   (`fs.inotify.max_user_watches`, per user: root); sockets added once
+//!   none is left are found closed by a sweep of that fdinfo every
+//!   [`SWEEP`], which runs only while such sockets are watched.
 //! * **fd reuse.** Events come from the epoll item, i.e. from the socket
 //!   file that was registered, never from whatever file later gets the same
 //!   fd number; the old kevent ends as BROKEN|DONE when its socket goes.
@@ -83,7 +84,10 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How often sockets without an inotify watch are checked for a close.
+pub const SWEEP: Duration = Duration::from_millis(400);
 
 const IN: u32 = EventFlags::IN.bits();
 const OUT: u32 = EventFlags::OUT.bits();
@@ -155,8 +159,9 @@ struct Watch {
 /// One watched socket file (shared by the kevents on it).
 struct Sock {
     regs: Vec<RegId>,
-    /// inotify watch descriptor of its inode.
-    wd: i32,
+    /// inotify watch descriptor of its inode; `None` when the inotify
+    /// watch limit was reached (then the fallback sweep looks after it).
+    wd: Option<i32>,
     /// The epoll interest currently set (the union of the kevents' masks
     /// when it was last set).
     interest: EventFlags,
@@ -180,6 +185,9 @@ pub struct SocketSource {
     /// By inode number.
     sockets: HashMap<u64, Sock>,
     wds: HashMap<i32, u64>,
+    /// Sockets without an inotify watch, and when they are next checked.
+    unguarded: usize,
+    next_sweep: Instant,
     procs: ProcCache,
     /// The process of the current ioctl: (request, tid, process). Weak:
     /// only watches keep a caller's pidfd open.
@@ -210,6 +218,8 @@ impl SocketSource {
             watches: HashMap::new(),
             sockets: HashMap::new(),
             wds: HashMap::new(),
+            unguarded: 0,
+            next_sweep: Instant::now(),
             procs: ProcCache::default(),
             last: None,
             own,
@@ -316,13 +326,34 @@ impl SocketSource {
             return Ok(true);
         }
         let path = format!("/proc/self/fd/{}", sock.as_raw_fd());
-        let wd = self.closes.add_watch(&path, IN_CLOSE)?;
+        let wd = match self.closes.add_watch(&path, IN_CLOSE) {
+            Ok(wd) => Some(wd),
+            Err(rustix::io::Errno::NOSPC) => {
+                if self.unguarded == 0 {
+                    tracing::warn!(
+                        "SOCKET: fs.inotify.max_user_watches reached: closes of further \
+                         sockets are found by a sweep every {} ms",
+                        SWEEP.as_millis()
+                    );
+                    self.next_sweep = Instant::now() + SWEEP;
+                }
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
         let flags = interest(event);
         if let Err(e) = self.ctl(sock, Ctl::Add, ino, flags) {
-            let _ = self.closes.remove_watch(wd);
+            if let Some(wd) = wd {
+                let _ = self.closes.remove_watch(wd);
+            }
             return Err(e);
         }
-        self.wds.insert(wd, ino);
+        match wd {
+            Some(wd) => {
+                self.wds.insert(wd, ino);
+            }
+            None => self.unguarded += 1,
+        }
         self.sockets.insert(
             ino,
             Sock {
@@ -379,7 +410,7 @@ impl SocketSource {
         }
         let probe = Sock {
             regs: Vec::new(),
-            wd: -1,
+            wd: None,
             interest: EventFlags::empty(),
             listening: true,
             backlog: Cell::new(0),
@@ -389,13 +420,40 @@ impl SocketSource {
         [0, Self::accept_queue(&probe, ino).unwrap_or(1)]
     }
 
+    /// Drops a socket's inotify watch (or its place in the sweep).
+    fn forget_wd(&mut self, wd: Option<i32>) {
+        match wd {
+            Some(wd) => {
+                self.wds.remove(&wd);
+                let _ = self.closes.remove_watch(wd);
+            }
+            None => self.unguarded -= 1,
+        }
+    }
+
+    /// The fallback for sockets without an inotify watch: those whose epoll
+    /// item is gone were closed.
+    fn sweep_unguarded(&mut self, out: &mut Vec<Notice>) {
+        let Some(live) = epoll_targets(self.epoll.as_fd()) else {
+            return;
+        };
+        let gone: Vec<u64> = self
+            .sockets
+            .iter()
+            .filter(|(ino, s)| s.wd.is_none() && !live.contains(ino))
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in gone {
+            self.closed(ino, out);
+        }
+    }
+
     /// Every kevent of a released socket: BROKEN.
     fn closed(&mut self, ino: u64, out: &mut Vec<Notice>) {
         let Some(s) = self.sockets.remove(&ino) else {
             return;
         };
-        self.wds.remove(&s.wd);
-        let _ = self.closes.remove_watch(s.wd);
+        self.forget_wd(s.wd);
         for reg in s.regs {
             tracing::debug!("SOCKET {reg:?}: its socket was closed");
             out.push(Notice { reg, broken: true });
@@ -569,8 +627,7 @@ impl Source for SocketSource {
                     .is_ok()
             {
                 let s = self.sockets.remove(&ino).expect("looked up above");
-                self.wds.remove(&s.wd);
-                let _ = self.closes.remove_watch(s.wd);
+                self.forget_wd(s.wd);
             }
         }
     }
@@ -591,7 +648,15 @@ impl Source for SocketSource {
         Some(self.epoll.as_fd())
     }
 
-    fn process(&mut self, _now: Instant, out: &mut Vec<Notice>) {
+    fn next_deadline(&self) -> Option<Instant> {
+        (self.unguarded > 0).then_some(self.next_sweep)
+    }
+
+    fn process(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        if self.unguarded > 0 && now >= self.next_sweep {
+            self.sweep_unguarded(out);
+            self.next_sweep = now + SWEEP;
+        }
         for (data, flags) in ready_now(&self.epoll, "socket") {
             if data == TOKEN_CLOSES {
                 self.read_closes(out);
@@ -772,6 +837,31 @@ mod tests {
         assert!(s.sockets.is_empty());
         assert_eq!(epoll_targets(s.epoll.as_fd()).unwrap().len(), 0);
         drop(b);
+    }
+
+    #[test]
+    fn a_socket_without_an_inotify_watch_is_found_by_the_sweep() {
+        let mut s = source();
+        let (a, _b) = UnixStream::pair().unwrap();
+        s.register(RegId(1), &recv(a.as_raw_fd(), 1), &me());
+        // As if the inotify watch limit had been reached for it.
+        let sock = s.sockets.values_mut().next().unwrap();
+        let wd = sock.wd.take().unwrap();
+        s.wds.remove(&wd);
+        s.closes.remove_watch(wd).unwrap();
+        s.unguarded += 1;
+        assert!(s.next_deadline().is_some());
+        drop(a);
+        let mut out = Vec::new();
+        s.process(Instant::now() + SWEEP, &mut out);
+        assert_eq!(
+            out,
+            [Notice {
+                reg: RegId(1),
+                broken: true
+            }]
+        );
+        assert_eq!(s.next_deadline(), None, "nothing left to sweep");
     }
 
     #[test]
