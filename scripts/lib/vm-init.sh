@@ -197,6 +197,17 @@ run() {
     say "running /ctests/run.sh"
     run_ctests "" /tmp/.tests-timeout || return
 
+    # --- kevent-ctl (static) drives the CUSE device -------------------------
+    if [ -x /ctests/kevent-ctl ]; then
+        out=$(/ctests/kevent-ctl -d /dev/kevent -c "add timer id=20 user=4 flags=oneshot" \
+            -c "expect timer user=4 timeout=20000" 2>&1)
+        case $out in
+        "add ret=0 num=0
+expect ok"*) say "kevent-ctl on the CUSE device: ok" ;;
+        *) fail "kevent-ctl on the CUSE device: $out" ;;
+        esac
+    fi
+
     # --- the name is taken while the daemon runs ---------------------------
     out=$(/bin/kevent-cuse --transport cuse --name kevent 2>&1)
     rc=$?

@@ -77,7 +77,7 @@ expect_eq "kevent.pc libdir" "/usr/local/lib" "$(grep '^libdir=' "$p/lib/pkgconf
 # --- the unit and the system files ------------------------------------------------------
 unit=$p/lib/systemd/system/kevent-cuse.service
 expect_eq "unit: Documentation= names the man pages" "Documentation=man:kevent-cuse(8) man:kevent(4)" "$(grep '^Documentation=' "$unit")"
-expect_eq "unit: ExecStart= is the installed daemon" "ExecStart=/usr/local/sbin/kevent-cuse --transport auto --mode 0660" "$(grep '^ExecStart=' "$unit")"
+expect_eq "unit: ExecStart= is the installed daemon" "ExecStart=/usr/local/sbin/kevent-cuse --transport auto --mode 0660 --group kevent" "$(grep '^ExecStart=' "$unit")"
 expect_eq "unit: Type=notify" "Type=notify" "$(grep '^Type=' "$unit")"
 for k in CapabilityBoundingSet NoNewPrivileges RestrictNamespaces RestrictAddressFamilies MemoryDenyWriteExecute LockPersonality SystemCallArchitectures; do
     check "unit: hardened with $k=" grep -q "^$k=" "$unit"
@@ -136,12 +136,28 @@ for m in $(cd "$p/share/man" && find . -type f | sed 's|^\./||' | sort); do
     check "man page $m renders ($lines lines)" test "$lines" -gt 20
 done
 
+# --- the man pages document every option the binaries accept -------------------------------
+# (A new option needs its paragraph in man/man8/kevent-cuse.8 or man/man1/kevent-ctl.1.)
+for pair in "kevent-cuse:man/man8/kevent-cuse.8:$p/sbin/kevent-cuse" "kevent-ctl:man/man1/kevent-ctl.1:$p/bin/kevent-ctl"; do
+    IFS=: read -r name page bin <<<"$pair"
+    opts=$("$bin" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)
+    undocumented=""
+    for o in $opts; do
+        grep -q -- "$(printf '%s' "$o" | sed 's/-/\\\\-/g')" "$page" || undocumented="$undocumented $o"
+    done
+    expect_eq "$page documents every option of $name --help" "" "$undocumented"
+done
+unit_opts=$(grep '^ExecStart=' "$unit" | grep -o -- '--[a-z][a-z0-9-]*')
+for o in $unit_opts; do
+    check "the unit's $o is an option of kevent-cuse" sh -c "'$p/sbin/kevent-cuse' --help | grep -q -- '$o'"
+done
+
 # --- another prefix and libdir --------------------------------------------------------------
 make -s install DESTDIR="$dir/usr-stage" PREFIX=/usr LIBDIR=/usr/lib/x86_64-linux-gnu >"$dir/make2.log" 2>&1
 q=$dir/usr-stage/usr
 check "PREFIX=/usr LIBDIR=...: library in the multiarch dir" test -f "$q/lib/x86_64-linux-gnu/libkevent.so.1.0.0"
 check "PREFIX=/usr: the pc file there" test -f "$q/lib/x86_64-linux-gnu/pkgconfig/kevent.pc"
-expect_eq "PREFIX=/usr: ExecStart=/usr/sbin/kevent-cuse" "ExecStart=/usr/sbin/kevent-cuse --transport auto --mode 0660" \
+expect_eq "PREFIX=/usr: ExecStart=/usr/sbin/kevent-cuse" "ExecStart=/usr/sbin/kevent-cuse --transport auto --mode 0660 --group kevent" \
     "$(grep '^ExecStart=' "$q/lib/systemd/system/kevent-cuse.service")"
 expect_eq "PREFIX=/usr: pc libdir" "libdir=/usr/lib/x86_64-linux-gnu" "$(grep '^libdir=' "$q/lib/x86_64-linux-gnu/pkgconfig/kevent.pc")"
 
@@ -150,6 +166,26 @@ make -s uninstall DESTDIR="$stage" >"$dir/un.log" 2>&1
 expect_eq "make uninstall DESTDIR=...: no file left" "" "$(find "$stage" \( -type f -o -type l \))"
 make -s uninstall DESTDIR="$dir/usr-stage" PREFIX=/usr LIBDIR=/usr/lib/x86_64-linux-gnu >"$dir/un.log" 2>&1
 expect_eq "make uninstall PREFIX=/usr: no file left" "" "$(find "$dir/usr-stage" \( -type f -o -type l \))"
+
+# --- the crates are publishable --------------------------------------------------------
+# cargo verifies kevent-client against the packaged kevent-protocol, unpacked
+# once into CARGO_HOME under the same version: drop a stale unpacked copy
+# first (it is never refreshed while the version stays the same).
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/kevent-protocol-*
+if timeout 900 cargo package -p kevent-protocol -p kevent-client --allow-dirty >"$dir/package.log" 2>&1; then
+    ok "cargo package -p kevent-protocol -p kevent-client (verified)"
+else
+    tail -30 "$dir/package.log" | sed 's/^/# /'
+    not_ok "cargo package -p kevent-protocol -p kevent-client (verified)"
+fi
+list=$(cargo package --list -p kevent-client --allow-dirty 2>/dev/null)
+case $list in *examples/tokio_timer.rs*src/async_fd.rs*) ok "kevent-client package: examples and the tokio module" ;;
+*) not_ok "kevent-client package: examples and the tokio module" "$list" ;; esac
+deps=$(cargo metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys
+m=json.load(sys.stdin)
+p=[p for p in m["packages"] if p["name"]=="kevent-client"][0]
+print(" ".join(sorted(d["name"] for d in p["dependencies"] if d["kind"] is None and not d["optional"])))')
+expect_eq "kevent-client: no CLI dependency (clap, anyhow) in the library" "bitflags kevent-protocol libc thiserror" "$deps"
 
 # --- the repository refers only to itself ----------------------------------------------------
 pat='shar''ed/'
