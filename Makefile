@@ -1,7 +1,8 @@
 # kevent-cuse: build and install everything a system needs.
 #
 #   make                       release build: daemon, kevent-ctl, libkevent
-#   make install               install under PREFIX (default /usr/local)
+#   make install               install under PREFIX (default /usr/local); builds
+#                              only what is missing (run `make` first)
 #   make uninstall             remove exactly what install put there
 #   make install DESTDIR=/tmp/stage PREFIX=/usr    (staged, for packaging)
 #
@@ -55,13 +56,20 @@ MAN4 := man/man4/kevent.4
 MAN8 := man/man8/kevent-cuse.8
 DOCS := README.md docs/ABI.md docs/WIRE.md
 
-.PHONY: all build rust lib install uninstall clean FORCE
+.PHONY: all build rust lib generated install uninstall clean FORCE
 
 all: build
 
-build: rust lib $(LIB_OUT)/kevent.pc $(LIB_OUT)/kevent-cuse.service
+build: rust lib generated
+
+generated: $(LIB_OUT)/kevent.pc $(LIB_OUT)/kevent-cuse.service
 
 rust:
+	$(CARGO) build --release --locked -p kevent-cuse -p kevent-ctl
+
+# `make install` builds the binaries only when they are missing, so that
+# `make && sudo make install` works where root's PATH has no cargo.
+$(CARGO_OUT)/kevent-cuse $(CARGO_OUT)/kevent-ctl:
 	$(CARGO) build --release --locked -p kevent-cuse -p kevent-ctl
 
 lib:
@@ -77,7 +85,7 @@ $(LIB_OUT)/kevent-cuse.service: dist/kevent-cuse.service.in FORCE
 	mkdir -p $(LIB_OUT)
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' $< >$@
 
-install: build
+install: $(CARGO_OUT)/kevent-cuse $(CARGO_OUT)/kevent-ctl lib generated
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/linux $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
@@ -123,7 +131,7 @@ uninstall:
 		$(DESTDIR)$(UDEVRULESDIR)/60-kevent.rules \
 		$(DESTDIR)$(MODULESLOADDIR)/kevent-cuse.conf \
 		$(DESTDIR)$(SYSUSERSDIR)/kevent-cuse.conf
-	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(INCLUDEDIR)/linux 2>/dev/null
+	rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(INCLUDEDIR)/linux 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null 2>&1; then ldconfig; fi
 
 clean:

@@ -26,9 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- make install --------------------------------------------------------------
-if make -s install DESTDIR="$stage" >"$dir/make.log" 2>&1; then ok "make install DESTDIR=..."; else
+# `make` first: install itself builds only what is missing.
+if make -s >"$dir/make.log" 2>&1 && make -s install DESTDIR="$stage" >>"$dir/make.log" 2>&1; then ok "make && make install DESTDIR=..."; else
     tail -30 "$dir/make.log" | sed 's/^/# /'
-    not_ok "make install DESTDIR=..."
+    not_ok "make && make install DESTDIR=..."
     finish
     exit 1
 fi
