@@ -7,6 +7,7 @@
 
 pub mod core;
 pub mod daemon;
+pub mod fuzz;
 pub mod logging;
 pub mod reactor;
 pub mod sources;

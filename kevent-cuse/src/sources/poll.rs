@@ -2,7 +2,8 @@
 //! caller; the kevent is ready when the fd's poll mask intersects `event`
 //! (the KEVENT_POLL_* bits, same values as POLL*). `ret_data[0]` is the
 //! requested bits that fired since the last delivery (extension, docs/ABI.md §5
-//! item 4). POLL holds the caller's file while registered, as 2006 did.
+//! item 4). POLL holds the caller's file while registered, as 2006 did —
+//! except a file of this daemon's own device, which is never held.
 //!
 //! # Implementation notes
 //! The daemon takes its own descriptor of the caller's file with
@@ -30,10 +31,16 @@
 //!   answer needs the very loop that is serving the ADD), so ADD returns
 //!   "queued" and an already-ready file is delivered as an event a moment
 //!   later.
-//! * A POLL kevent on its own queue, or two queues polling each other, keep
-//!   each other open (2006 had the same reference cycle): close such a
-//!   queue only after REMOVE, or its descriptor stays in the daemon until
-//!   the daemon exits.
+//! * A file of this daemon's own device (a POLL kevent on another kevent
+//!   queue, or on its own) is not held at all: the offload thread keeps
+//!   only an epoll item (offload module doc). So a queue polling itself, or
+//!   two queues polling each other, go away with their last descriptors in
+//!   their owners (2006 had a reference cycle there), and the daemon never
+//!   holds a file whose close needs its own answer. The kevent then stops
+//!   firing once the watched queue is closed everywhere (no BROKEN: the
+//!   kernel drops the item silently). MODIFY of such a kevent looks the
+//!   number up again in the MODIFY caller's table (ENODEV, BROKEN, when it
+//!   no longer names a kevent queue).
 //! * Only the requested bits count, as in 2006 (`revents & event`): POLLHUP
 //!   or POLLERR fire only when asked for.
 
@@ -42,7 +49,7 @@ pub mod offload;
 use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
-use crate::sys::pidfd::{examine, OwnDevice, ProcCache, Reach};
+use crate::sys::pidfd::{examine, CallerThread, OwnDevice, Reach};
 use kevent_protocol::kevent::Ukevent;
 use offload::{Disposer, Offload, Report};
 use rustix::event::{epoll, poll, PollFd, PollFlags};
@@ -85,8 +92,9 @@ const TOKEN_REPORTS: u64 = u64::MAX;
 enum Lane {
     /// Held here and in this source's epoll.
     Direct(OwnedFd),
-    /// Held and watched by the offload thread.
-    Offloaded,
+    /// Watched by the offload thread: held, or with `item_only` (the
+    /// daemon's own device) not even held (offload module doc).
+    Offloaded { item_only: bool },
 }
 
 struct Watch {
@@ -96,6 +104,8 @@ struct Watch {
     /// MODIFY found the file ready and said so: the one event epoll queued
     /// for that same state is an echo, not new activity.
     echo: bool,
+    /// The caller's descriptor number (`id.raw[0]`).
+    num: u32,
     lane: Lane,
 }
 
@@ -103,7 +113,6 @@ struct Watch {
 pub struct PollSource {
     epoll: OwnedFd,
     watches: HashMap<RegId, Watch>,
-    procs: ProcCache,
     own: OwnDevice,
     offload: Arc<Offload>,
 }
@@ -122,7 +131,6 @@ impl PollSource {
         Ok(PollSource {
             epoll,
             watches: HashMap::new(),
-            procs: ProcCache::default(),
             own,
             offload,
         })
@@ -135,18 +143,19 @@ impl PollSource {
     }
 
     fn register_fd(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Result<Outcome, Errno> {
-        let proc_ = self.procs.get(caller.tid)?;
-        let fd = proc_.fetch(uk.id[0])?;
+        // The calling thread's own table (sys::pidfd, "The descriptor rule").
+        let thread = CallerThread::open(caller.tid)?;
+        let fd = thread.fetch(uk.id[0])?;
         // An O_PATH descriptor cannot be polled: EINVAL like any other fd
         // without a poll method (docs/ABI.md §4), not epoll_ctl's EBADF. Closing
         // it never reaches a filesystem, so it is dropped here.
         if rustix::fs::fcntl_getfl(&fd).is_ok_and(|f| f.contains(rustix::fs::OFlags::PATH)) {
             return Err(Errno::EINVAL);
         }
-        let facts = match examine(&fd, &self.own, proc_.tgid()) {
+        let facts = match examine(&fd, &self.own, thread.tid()) {
             Ok(f) => f,
             Err(e) => {
-                self.offload.disposer().dispose(fd);
+                self.offload.disposer().dispose_as(caller.uid, fd);
                 return Err(Errno::from_io(&e));
             }
         };
@@ -155,8 +164,10 @@ impl PollSource {
                 "POLL {reg:?}: fd {} is served from userspace: offloaded",
                 uk.id[0]
             );
-            self.offload.add(reg, fd, interest(uk.event));
-            self.insert(reg, uk.event, Lane::Offloaded);
+            let item_only = facts.own;
+            self.offload
+                .add(reg, caller.uid, fd, interest(uk.event), item_only);
+            self.insert(reg, uk, Lane::Offloaded { item_only });
             return Ok(Outcome::Queued);
         }
         let data = epoll::EventData::new_u64(reg.0);
@@ -176,20 +187,36 @@ impl PollSource {
             let _ = epoll::delete(&self.epoll, &fd);
             return Ok(Outcome::Ready([now, 0]));
         }
-        self.insert(reg, uk.event, Lane::Direct(fd));
+        self.insert(reg, uk, Lane::Direct(fd));
         Ok(Outcome::Queued)
     }
 
-    fn insert(&mut self, reg: RegId, event: u32, lane: Lane) {
+    fn insert(&mut self, reg: RegId, uk: &Ukevent, lane: Lane) {
         self.watches.insert(
             reg,
             Watch {
-                event,
+                event: uk.event,
+                num: uk.id[0],
                 fired: 0,
                 echo: false,
                 lane,
             },
         );
+    }
+
+    /// The caller's descriptor `num`, which must be this daemon's device.
+    fn refetch_own(&self, num: u32, caller: &Caller) -> Result<OwnedFd, Errno> {
+        let thread = CallerThread::open(caller.tid)?;
+        let fd = thread.fetch(num)?;
+        match examine(&fd, &self.own, thread.tid()) {
+            Ok(f) if f.own => Ok(fd),
+            other => {
+                if other.map_or(true, |f| f.reach == Reach::Userspace) {
+                    self.offload.disposer().dispose_as(caller.uid, fd);
+                }
+                Err(Errno::ENODEV)
+            }
+        }
     }
 
     fn notice(&mut self, reg: RegId, revents: u32, out: &mut Vec<Notice>) {
@@ -221,7 +248,7 @@ impl Source for PollSource {
             .unwrap_or_else(Outcome::Failed)
     }
 
-    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Outcome {
         let Some(w) = self.watches.get_mut(&reg) else {
             return Outcome::Queued;
         };
@@ -245,9 +272,23 @@ impl Source for PollSource {
                 }
                 Outcome::Queued
             }
-            Lane::Offloaded => {
+            Lane::Offloaded { item_only: false } => {
                 self.offload.modify(reg, interest(uk.event));
                 Outcome::Queued
+            }
+            Lane::Offloaded { item_only: true } => {
+                // Nothing is held: the file is looked up again, in the
+                // MODIFY caller's table, and must still be a queue of this
+                // daemon.
+                let num = w.num;
+                match self.refetch_own(num, caller) {
+                    Ok(fd) => {
+                        self.offload
+                            .add(reg, caller.uid, fd, interest(uk.event), true);
+                        Outcome::Queued
+                    }
+                    Err(e) => Outcome::Failed(e),
+                }
             }
         }
     }
@@ -259,7 +300,7 @@ impl Source for PollSource {
                 // epoll set explicitly before closing our descriptor.
                 let _ = epoll::delete(&self.epoll, &fd);
             }
-            Some(Lane::Offloaded) => self.offload.remove(reg),
+            Some(Lane::Offloaded { .. }) => self.offload.remove(reg),
             None => {}
         }
     }
@@ -415,7 +456,10 @@ mod tests {
         epoll::add(&ep, &r, epoll::EventData::new_u64(0), epoll::EventFlags::IN).unwrap();
         let uk = uk_poll(&ep, KEVENT_POLL_POLLIN);
         assert_eq!(s.register(RegId(2), &uk, &me()), Outcome::Queued);
-        assert!(matches!(s.watches[&RegId(2)].lane, Lane::Offloaded));
+        assert!(matches!(
+            s.watches[&RegId(2)].lane,
+            Lane::Offloaded { item_only: false }
+        ));
         rustix::io::write(&w, b"x").unwrap();
         assert_eq!(
             notices(&mut s),

@@ -74,7 +74,9 @@ use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use crate::sys::epoll_drain::ready_now;
 use crate::sys::inotify::{parse_events, Inotify, IN_IGNORED, IN_Q_OVERFLOW};
-use crate::sys::pidfd::{examine, CallerProcess, FileKind, OwnDevice, ProcCache, Reach};
+use crate::sys::pidfd::{
+    examine, CallerProcess, CallerThread, FileKind, OwnDevice, ProcCache, Reach,
+};
 use backlog::Table;
 use kevent_protocol::kevent::{
     Ukevent, KEVENT_SOCKET_ACCEPT, KEVENT_SOCKET_RECV, KEVENT_SOCKET_SEND,
@@ -148,6 +150,8 @@ struct Watch {
     process: Arc<CallerProcess>,
     /// The caller's fd number (`id.raw[0]`).
     fd: u32,
+    /// The registrant's uid (whose offload worker closes odd files).
+    uid: u32,
     /// The socket's inode number (key of [`SocketSource::sockets`]).
     ino: u64,
     event: u32,
@@ -243,19 +247,27 @@ impl SocketSource {
         Ok(p)
     }
 
-    /// Fetches the caller's socket: (descriptor, st_ino).
-    fn fetch(&self, process: &CallerProcess, fd: u32) -> Result<(OwnedFd, u64), Errno> {
-        let file = process.fetch(fd)?;
-        match examine(&file, &self.own, process.tgid()) {
+    /// Fetches the caller's socket: (descriptor, st_ino). The descriptor
+    /// is looked up in the table of `thread`, the caller of the ADD or
+    /// MODIFY being served (sys::pidfd, "The descriptor rule").
+    fn fetch(&self, thread: &CallerThread, uid: u32, fd: u32) -> Result<(OwnedFd, u64), Errno> {
+        let file = thread.fetch(fd)?;
+        self.check_socket(file, thread.tid(), uid)
+    }
+
+    /// `file` if it is a socket, with its st_ino; anything else is closed
+    /// (by the offload worker of `uid` when a userspace server may answer).
+    fn check_socket(&self, file: OwnedFd, tid: u32, uid: u32) -> Result<(OwnedFd, u64), Errno> {
+        match examine(&file, &self.own, tid) {
             Ok(f) if f.kind == FileKind::Socket => Ok((file, f.ino)),
             Ok(f) => {
                 if f.reach == Reach::Userspace {
-                    self.disposer.dispose(file);
+                    self.disposer.dispose_as(uid, file);
                 }
                 Err(Errno::EINVAL)
             }
             Err(e) => {
-                self.disposer.dispose(file);
+                self.disposer.dispose_as(uid, file);
                 Err(Errno::from_io(&e))
             }
         }
@@ -375,8 +387,12 @@ impl SocketSource {
         uk: &Ukevent,
         caller: &Caller,
     ) -> Result<Outcome, Errno> {
+        let thread = CallerThread::open(caller.tid)?;
+        let (sock, ino) = self.fetch(&thread, caller.uid, uk.id[0])?;
+        // The registrant's process: for its network namespace's
+        // /proc/PID/net tables (the accept queue) and to find the socket
+        // again when its last kevent goes.
         let process = self.process_of(caller)?;
-        let (sock, ino) = self.fetch(&process, uk.id[0])?;
         let listening = is_listening(&sock);
         let ready = socket_bits(poll_now(sock.as_fd(), 0xffff), listening) & uk.event;
         if ready != 0 {
@@ -393,6 +409,7 @@ impl SocketSource {
             Watch {
                 process,
                 fd: uk.id[0],
+                uid: caller.uid,
                 ino,
                 event: uk.event,
                 skip_once: false,
@@ -573,7 +590,7 @@ impl Source for SocketSource {
             .unwrap_or_else(Outcome::Failed)
     }
 
-    fn modify(&mut self, reg: RegId, uk: &Ukevent, _caller: &Caller) -> Outcome {
+    fn modify(&mut self, reg: RegId, uk: &Ukevent, caller: &Caller) -> Outcome {
         let Some(w) = self.watches.get(&reg) else {
             return Outcome::Queued;
         };
@@ -582,7 +599,9 @@ impl Source for SocketSource {
             // Its socket is gone; the BROKEN delivery is on its way.
             return Outcome::Queued;
         }
-        let (sock, now_ino) = match self.fetch(&process, fd) {
+        // Resolved in the MODIFY caller's table, never the registrant's.
+        let fetched = CallerThread::open(caller.tid).and_then(|t| self.fetch(&t, caller.uid, fd));
+        let (sock, now_ino) = match fetched {
             Ok(s) => s,
             Err(e) => return Outcome::Failed(e),
         };
@@ -620,7 +639,13 @@ impl Source for SocketSource {
         // The last kevent on this socket: take its item out of the set if
         // the caller still has the socket at that number; otherwise the
         // item stays until the socket goes (or is watched again).
-        if let Ok((sock, ino)) = self.fetch(&w.process, w.fd) {
+        // (Only to delete the item: the registrant's table, and nothing
+        // but the same socket is used.)
+        let again = w
+            .process
+            .fetch(w.fd)
+            .and_then(|f| self.check_socket(f, w.process.tgid(), w.uid));
+        if let Ok((sock, ino)) = again {
             if ino == w.ino
                 && self
                     .ctl(&sock, Ctl::Delete, ino, EventFlags::empty())

@@ -1,13 +1,37 @@
-//! A caller's descriptors, reached from the daemon (docs/WIRE.md,
-//! "Watching a caller's descriptor without keeping it alive"; docs/ABI.md §4).
+//! A caller's descriptors, reached from the daemon (docs/ABI.md §4:
+//! `id.raw[0]` of SOCKET, POLL and INODE is a descriptor of the caller;
+//! docs/WIRE.md, "Watching a caller's descriptor without keeping it alive").
 //!
-//! The request header carries the caller's *thread* id in the daemon's pid
-//! namespace (0 when the caller is not visible there). [`ProcCache::get`]
-//! maps it to the process (`Tgid:` in `/proc/TID/status`) and opens a pidfd
-//! for it; [`CallerProcess::fetch`] then copies one of the caller's
-//! descriptors with `pidfd_getfd` (ptrace rights: the daemon runs as root).
-//! The copy refers to the caller's open file, so whoever keeps it keeps the
-//! file open: the SOCKET source drops it at once, the POLL source keeps it.
+//! # The descriptor rule
+//! A descriptor number means something only in one descriptor table, and
+//! the table that counts is the one of the thread making the call, at the
+//! moment of the call: a fork child has its own table, a thread made with
+//! clone() without CLONE_FILES has its own table while sharing its
+//! process's pid, and a registrant may since have exec'd a setuid program.
+//! [`CallerThread::open`] therefore opens a pidfd of the calling *thread*
+//! (the request header's pid is the caller's thread id) with
+//! `PIDFD_THREAD` (Linux 6.9+); [`CallerThread::fetch`] copies one of its
+//! descriptors with `pidfd_getfd`, which reads the table of the task the
+//! pidfd names. The pidfd is opened per call and closed after it: nothing
+//! is cached, so a descriptor is never looked up in a process other than
+//! the caller (a MODIFY from a fork child resolves in the child, never in
+//! the registering parent).
+//!
+//! On kernels without `PIDFD_THREAD` (6.1 of Debian bookworm), pidfd_open
+//! accepts only a thread-group leader. The daemon then opens the caller's
+//! process (the `Tgid:` of `/proc/TID/status`) and, when the caller is not
+//! the leader, checks that the descriptor the leader's table yields is the
+//! file `/proc/TID/fd/N` names in the caller's own table (same device and
+//! inode, found with a stat that opens nothing): a thread that shares its
+//! process's table passes; a thread with a table of its own (clone without
+//! CLONE_FILES, not the leader) is refused with EOPNOTSUPP for that
+//! ukevent, because its table cannot be reached on that kernel.
+//!
+//! A caller that cannot be resolved gets a per-ukevent errno: EPERM when
+//! it is not visible (another pid namespace: header pid 0, or gone),
+//! ENODEV when the descriptor does not exist in its table, EOPNOTSUPP as
+//! above. Only pidfds of callers are opened, and only while serving their
+//! request (the caller is blocked in it, so its thread id names it).
 //!
 //! # Own device and other userspace-served files
 //! Polling or closing a file served by a FUSE or CUSE server makes the
@@ -112,6 +136,103 @@ impl CallerProcess {
         let text = std::fs::read_to_string(format!("/proc/{}/{rel}", self.tgid)).ok()?;
         self.alive().then_some(text)
     }
+}
+
+/// `PIDFD_THREAD` (= `O_EXCL`): a pidfd of one thread (Linux 6.9+).
+const PIDFD_THREAD: u32 = 0o200;
+
+/// The calling thread of one request, pinned by a pidfd for the duration
+/// of the call (see "The descriptor rule" in the module doc).
+#[derive(Debug)]
+pub struct CallerThread {
+    pidfd: OwnedFd,
+    tid: u32,
+    /// Fallback (no `PIDFD_THREAD`): the pidfd is the process's and the
+    /// caller is not its leader; each fetch is checked against the
+    /// caller's own table.
+    via_leader: bool,
+}
+
+/// Whether this kernel knows `PIDFD_THREAD` (probed once, on ourselves).
+pub fn have_pidfd_thread() -> bool {
+    static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAVE.get_or_init(|| {
+        let me = Pid::from_raw(nix::unistd::gettid().as_raw());
+        me.is_some_and(|me| pidfd_open(me, PidfdFlags::from_bits_retain(PIDFD_THREAD)).is_ok())
+    })
+}
+
+impl CallerThread {
+    /// Opens thread `tid` (the request header's pid; 0 = not visible).
+    pub fn open(tid: u32) -> Result<Self, Errno> {
+        let pid = i32::try_from(tid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or(Errno::EPERM)?;
+        if have_pidfd_thread() {
+            let pidfd =
+                pidfd_open(pid, PidfdFlags::from_bits_retain(PIDFD_THREAD)).map_err(getfd_errno)?;
+            return Ok(CallerThread {
+                pidfd,
+                tid,
+                via_leader: false,
+            });
+        }
+        let tgid = tgid_of(tid).map_err(|_| Errno::EPERM)?;
+        let p = CallerProcess::open(tgid)?;
+        Ok(CallerThread {
+            pidfd: p.pidfd,
+            tid,
+            via_leader: tgid != tid,
+        })
+    }
+
+    /// Its thread id in the daemon's namespace.
+    pub fn tid(&self) -> u32 {
+        self.tid
+    }
+
+    /// The daemon's own descriptor (O_CLOEXEC) of the caller's `fd`, from
+    /// the calling thread's table.
+    pub fn fetch(&self, fd: u32) -> Result<OwnedFd, Errno> {
+        let raw = i32::try_from(fd).map_err(|_| Errno::ENODEV)?;
+        let file = pidfd_getfd(&self.pidfd, raw, PidfdGetfdFlags::empty()).map_err(getfd_errno)?;
+        if self.via_leader && !same_file(&file, self.tid, fd) {
+            // The leader's table, not the caller's: never use it. The copy
+            // is handed back to be closed where closing is safe.
+            return Err(Errno::EOPNOTSUPP).inspect_err(|_| drop_later(file));
+        }
+        Ok(file)
+    }
+}
+
+/// Whether `file` is the file of `/proc/TID/fd/N` (a stat through the
+/// magic link: nothing is opened, no FUSE request is sent).
+fn same_file(file: &OwnedFd, tid: u32, fd: u32) -> bool {
+    let flags = AtFlags::STATX_DONT_SYNC;
+    let mine = statx(file, "", flags | AtFlags::EMPTY_PATH, StatxFlags::INO);
+    let theirs = statx(
+        rustix::fs::CWD,
+        format!("/proc/{tid}/fd/{fd}"),
+        flags,
+        StatxFlags::INO,
+    );
+    match (mine, theirs) {
+        (Ok(a), Ok(b)) => {
+            (a.stx_dev_major, a.stx_dev_minor, a.stx_ino)
+                == (b.stx_dev_major, b.stx_dev_minor, b.stx_ino)
+        }
+        _ => false,
+    }
+}
+
+/// A file fetched for nothing (the fallback's mismatch): closing it may
+/// need a FUSE server's answer, so it is closed on a short-lived thread of
+/// its own, never on a serving thread.
+fn drop_later(file: OwnedFd) {
+    let _ = std::thread::Builder::new()
+        .name("kevent-close".into())
+        .spawn(move || drop(file));
 }
 
 /// Pidfds of the callers with live watches, by process. Entries are weak:
@@ -251,6 +372,9 @@ pub struct FileFacts {
     pub ino: u64,
     /// Who answers its poll and close.
     pub reach: Reach,
+    /// It is this daemon's own device (a kevent queue it serves): the
+    /// daemon must never keep such a file open (README "Security model").
+    pub own: bool,
 }
 
 /// The decision of [`examine`], apart from the system calls.
@@ -275,9 +399,9 @@ pub fn reach_of(
     }
 }
 
-/// Examines a fetched descriptor of a caller (process `tgid`) without
+/// Examines a fetched descriptor of a caller (thread `tid`) without
 /// sending any FUSE request (see the module doc).
-pub fn examine(fd: &OwnedFd, own: &OwnDevice, tgid: u32) -> io::Result<FileFacts> {
+pub fn examine(fd: &OwnedFd, own: &OwnDevice, tid: u32) -> io::Result<FileFacts> {
     let st = statx(
         fd,
         "",
@@ -291,13 +415,15 @@ pub fn examine(fd: &OwnedFd, own: &OwnDevice, tgid: u32) -> io::Result<FileFacts
         rdev: (st.stx_rdev_major, st.stx_rdev_minor),
         ino: st.stx_ino,
         reach: Reach::Kernel,
+        own: false,
     };
+    facts.own = own.matches(&facts);
     let eventpoll = kind == FileKind::Anon && is_eventpoll(fd);
     facts.reach = reach_of(
         kind,
-        own.matches(&facts),
+        facts.own,
         eventpoll,
-        || is_fuse_mount(st.stx_mnt_id, tgid),
+        || is_fuse_mount(st.stx_mnt_id, tid),
         || is_cuse_char(facts.rdev),
     );
     Ok(facts)
