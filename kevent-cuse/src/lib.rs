@@ -3,6 +3,8 @@
 //! Data flows one way each: `protocol` (bytes) -> [`transport`] (the kernel
 //! channel and the caller's memory) -> [`core`] (queues, ready lists) ->
 //! [`sources`] (one module per event type), and back.
+// Unsafe only in the few modules under `sys/` that allow it, each block
+// with a SAFETY line.
 #![deny(unsafe_code)]
 
 pub mod core;

@@ -195,7 +195,9 @@ run() {
 
     # --- tests ------------------------------------------------------------
     say "running /ctests/run.sh"
-    run_ctests "" /tmp/.tests-timeout || return
+    # test_aio: smaller big transfers under TCG; its descriptor checks
+    # need the daemon's pid.
+    run_ctests "" /tmp/.tests-timeout KEVENT_AIO_DAEMON_PID="$dpid" KEVENT_AIO_SMALL=1 || return
 
     # --- kevent-ctl (static) drives the CUSE device -------------------------
     if [ -x /ctests/kevent-ctl ]; then

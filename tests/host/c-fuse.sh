@@ -21,7 +21,7 @@ if ! start_daemon "$dev"; then
 fi
 fds_before=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
 echo "# C tests against $dev (FUSE file, daemon pid $DAEMON_PID, $fds_before fds)"
-KEVENT_TRANSPORT=fuse KEVENT_DEVICE=$dev sh "$ctests/run.sh" "$dev"
+KEVENT_TRANSPORT=fuse KEVENT_DEVICE=$dev KEVENT_AIO_DAEMON_PID=$DAEMON_PID sh "$ctests/run.sh" "$dev"
 rc=$?
 echo "# C tests exit status $rc"
 check "daemon survived every C test" kill -0 "$DAEMON_PID"

@@ -33,6 +33,17 @@ impl Errno {
     pub const ENOENT: Errno = Errno(libc::ENOENT);
     /// A bad file descriptor.
     pub const EBADF: Errno = Errno(libc::EBADF);
+    /// NAIO/AIO: the caller's buffer is not mapped (or read-only for a
+    /// receive).
+    pub const EFAULT: Errno = Errno(libc::EFAULT);
+    /// NAIO: the peer closed before the whole size moved.
+    pub const ENODATA: Errno = Errno(libc::ENODATA);
+    /// NAIO/AIO: the caller exited during the transfer.
+    pub const ESRCH: Errno = Errno(libc::ESRCH);
+    /// NAIO/AIO: the transfer was cancelled.
+    pub const ECANCELED: Errno = Errno(libc::ECANCELED);
+    /// AIO: the socket stopped taking data.
+    pub const EPIPE: Errno = Errno(libc::EPIPE);
     /// A per-user limit of the daemon (queues, kevents, descriptors).
     pub const EMFILE: Errno = Errno(libc::EMFILE);
     /// Open refused by the node's owner, group and mode.

@@ -255,11 +255,17 @@ impl Core {
                 Outcome::Ready(ret_data) => {
                     uk.ret_flags |= KEVENT_RET_DONE;
                     uk.ret_data = ret_data;
+                    if let Some((id, data)) = src.settled(reg) {
+                        (uk.id, uk.ret_data) = (id, data);
+                    }
                     out.push(uk);
                     last = Last::Ready;
                 }
                 Outcome::Failed(e) => {
                     uk.ret_flags = KEVENT_RET_BROKEN | KEVENT_RET_DONE;
+                    if let Some((id, data)) = src.settled(reg) {
+                        (uk.id, uk.ret_data) = (id, data);
+                    }
                     out.push(uk);
                     last = Last::Failed(e);
                 }
@@ -431,6 +437,9 @@ impl Core {
                 let mut uk = r.uk;
                 if let Some(src) = self.sources[uk.type_ as usize].as_ref() {
                     uk.ret_data = src.ret_data(reg);
+                    if let Some(id) = src.id(reg) {
+                        uk.id = id;
+                    }
                 }
                 Some(uk)
             })
@@ -452,8 +461,9 @@ impl Core {
                 continue;
             };
             r.ready = false;
-            let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
+            let mut done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
             if let Some(src) = self.sources[r.uk.type_ as usize].as_mut() {
+                done |= src.finished(reg);
                 if tracing::enabled!(tracing::Level::DEBUG) {
                     let mut uk = r.uk;
                     uk.ret_data = src.ret_data(reg);

@@ -74,7 +74,22 @@ pub trait Source: Send {
 
     /// The `id` to write back for a delivery of `reg` (NAIO rewrites
     /// `id.raw[1]` to the bytes still to go); `None` keeps the registered one.
+    /// The key REMOVE and MODIFY match stays the registered one.
     fn id(&self, _reg: RegId) -> Option<[u32; 2]> {
         None
+    }
+
+    /// Right after [`Source::register`] answered `Ready` or `Failed` for
+    /// `reg`: the `id` and `ret_data` to write back instead of the input's
+    /// (NAIO: progress of a transfer that ended inside ADD). `None`: the
+    /// input's id, and `Ready`'s ret_data or the input's ret_data.
+    fn settled(&mut self, _reg: RegId) -> Option<([u32; 2], [u32; 2])> {
+        None
+    }
+
+    /// Whether `reg` has nothing more to report after its delivery, so it is
+    /// unregistered even without ONESHOT (a finished transfer).
+    fn finished(&self, _reg: RegId) -> bool {
+        false
     }
 }

@@ -3,16 +3,21 @@
 //! constructor over the shared [`SourceCtx`]. [`TABLE`] lists them: a new
 //! event type is one module and one row there.
 
+pub mod aio;
 pub mod inode;
+pub mod naio;
 pub mod poll;
 pub mod socket;
 pub mod timer;
+pub mod transfer;
 
 pub use crate::core::source::{Notice, Outcome, Source};
 
 use crate::core::Core;
 use crate::sys::pidfd::OwnDevice;
-use kevent_protocol::kevent::{KEVENT_INODE, KEVENT_POLL, KEVENT_SOCKET, KEVENT_TIMER};
+use kevent_protocol::kevent::{
+    KEVENT_AIO, KEVENT_INODE, KEVENT_NAIO, KEVENT_POLL, KEVENT_SOCKET, KEVENT_TIMER,
+};
 use poll::offload::Offload;
 use std::io;
 use std::sync::Arc;
@@ -49,6 +54,8 @@ pub const TABLE: &[(u32, &str, Builder)] = &[
     (KEVENT_INODE, "inode", inode::build),
     (KEVENT_TIMER, "timer", timer::build),
     (KEVENT_POLL, "poll", poll::build),
+    (KEVENT_NAIO, "naio", naio::build),
+    (KEVENT_AIO, "aio", aio::build),
 ];
 
 /// Builds every source of [`TABLE`] into `core`. The error names the

@@ -10,6 +10,7 @@ pub mod handle;
 pub mod inotify;
 pub mod pidfd;
 pub mod remote_mem;
+pub mod uring;
 
 /// CLOCK_MONOTONIC in milliseconds, truncated to u32 ("jiffies at HZ=1000").
 pub fn monotonic_ms() -> u32 {

@@ -87,3 +87,39 @@ impl CallerMemory for ProcessVm {
         Ok(())
     }
 }
+
+/// Reads up to `buf.len()` bytes at `addr` of process `pid` into `buf`;
+/// returns how many came (fewer when the range runs into unmapped memory).
+/// `Err(Fault)` when not even the first byte could be read.
+pub fn read_into(pid: u32, addr: u64, buf: &mut [u8]) -> Result<usize, MemError> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let rv = remote(addr, buf.len())?;
+    let n = process_vm_readv(
+        Pid::from_raw(pid as i32),
+        &mut [IoSliceMut::new(buf)],
+        &[rv],
+    )
+    .map_err(classify)?;
+    if n == 0 {
+        return Err(MemError::Fault);
+    }
+    Ok(n)
+}
+
+/// Writes `data` at `addr` of process `pid`; returns how many bytes went
+/// (fewer when the range runs into unmapped or read-only memory).
+/// `Err(Fault)` when not even the first byte could be written.
+pub fn write_from(pid: u32, addr: u64, data: &[u8]) -> Result<usize, MemError> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let rv = remote(addr, data.len())?;
+    let n = process_vm_writev(Pid::from_raw(pid as i32), &[IoSlice::new(data)], &[rv])
+        .map_err(classify)?;
+    if n == 0 {
+        return Err(MemError::Fault);
+    }
+    Ok(n)
+}
