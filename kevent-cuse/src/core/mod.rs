@@ -45,6 +45,10 @@ pub struct Caller {
     pub uid: u32,
     /// fsgid.
     pub gid: u32,
+    /// The request's FUSE `unique` (0: unknown). The ukevents of one ioctl
+    /// share it, so a source may resolve the caller's process once per
+    /// ioctl rather than once per ukevent.
+    pub request: u64,
 }
 
 /// A registered kevent.

@@ -375,6 +375,7 @@ fn user(uid: u32) -> Caller {
         tid: 4000 + uid,
         uid,
         gid: uid,
+        ..Default::default()
     }
 }
 

@@ -57,7 +57,7 @@ use super::{Notice, Outcome, Source, SourceCtx};
 use crate::core::{Caller, Errno, RegId};
 use kernel::{Kernel, Mark, Seen, WatchId};
 use kevent_protocol::kevent::{Ukevent, KEVENT_INODE_CREATE, KEVENT_INODE_REMOVE};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -73,7 +73,24 @@ struct Watch {
     /// its link count.
     path: OwnedFd,
     mark: Mark,
-    regs: Vec<RegId>,
+    /// Every kevent on this inode.
+    regs: HashSet<RegId>,
+    /// The kevents not yet reported since their last delivery, by their
+    /// CREATE/REMOVE bits (index `event & 3`): a change takes only those
+    /// that want it, so each kevent costs O(1) per delivery however many
+    /// share the inode, and REMOVE of one is O(1).
+    armed: [HashSet<RegId>; 4],
+}
+
+impl Watch {
+    fn disarm(&mut self, reg: RegId, event: u32) {
+        self.armed[class(event)].remove(&reg);
+    }
+}
+
+/// The armed set a kevent with `event` belongs to.
+fn class(event: u32) -> usize {
+    (event & (KEVENT_INODE_CREATE | KEVENT_INODE_REMOVE)) as usize
 }
 
 /// One registered kevent.
@@ -82,6 +99,8 @@ struct Reg {
     watch: Option<WatchId>,
     /// The requested CREATE/REMOVE bits.
     event: u32,
+    /// In its watch's armed set (not reported since its last delivery).
+    armed: bool,
 }
 
 /// The INODE source.
@@ -129,7 +148,8 @@ impl InodeSource {
                 key: t.key,
                 path: t.path,
                 mark,
-                regs: Vec::new(),
+                regs: HashSet::new(),
+                armed: Default::default(),
             },
         );
         self.next_sweep
@@ -164,6 +184,7 @@ impl InodeSource {
                 Seen::Overflow => {
                     warn!("INODE: the kernel lost events; firing every INODE kevent");
                     let all: Vec<WatchId> = self.watches.keys().copied().collect();
+                    // (Each kevent is reported once per delivery: O(K).)
                     for w in all {
                         self.apply(
                             w,
@@ -179,16 +200,19 @@ impl InodeSource {
     }
 
     fn apply(&mut self, w: WatchId, bits: u32, links: bool, gone: bool, out: &mut Vec<Notice>) {
-        let Some(watch) = self.watches.get(&w) else {
+        let Some(watch) = self.watches.get_mut(&w) else {
             return;
         };
         if bits != 0 {
-            for reg in &watch.regs {
-                if self.regs.get(reg).is_some_and(|r| r.event & bits != 0) {
-                    out.push(Notice {
-                        reg: *reg,
-                        broken: false,
-                    });
+            for (c, set) in watch.armed.iter_mut().enumerate() {
+                if c as u32 & bits == 0 {
+                    continue;
+                }
+                for reg in set.drain() {
+                    if let Some(r) = self.regs.get_mut(&reg) {
+                        r.armed = false;
+                    }
+                    out.push(Notice { reg, broken: false });
                 }
             }
         }
@@ -264,16 +288,15 @@ impl Source for InodeSource {
                 Err(e) => return Outcome::Failed(e),
             },
         };
-        self.watches
-            .get_mut(&w)
-            .expect("indexed watch")
-            .regs
-            .push(reg);
+        let watch = self.watches.get_mut(&w).expect("indexed watch");
+        watch.regs.insert(reg);
+        watch.armed[class(uk.event)].insert(reg);
         self.regs.insert(
             reg,
             Reg {
                 watch: Some(w),
                 event: uk.event,
+                armed: true,
             },
         );
         Outcome::Queued
@@ -283,6 +306,14 @@ impl Source for InodeSource {
         self.stash_pending();
         match self.regs.get_mut(&reg) {
             Some(r) if r.watch.is_some() => {
+                if r.armed {
+                    let watch = self
+                        .watches
+                        .get_mut(&r.watch.expect("checked"))
+                        .expect("indexed");
+                    watch.disarm(reg, r.event);
+                    watch.armed[class(uk.event)].insert(reg);
+                }
                 r.event = uk.event;
                 // Nothing is level-triggered here: never ready at once.
                 Outcome::Queued
@@ -293,13 +324,19 @@ impl Source for InodeSource {
     }
 
     fn unregister(&mut self, reg: RegId) {
-        let Some(Reg { watch: Some(w), .. }) = self.regs.remove(&reg) else {
+        let Some(Reg {
+            watch: Some(w),
+            event,
+            ..
+        }) = self.regs.remove(&reg)
+        else {
             return;
         };
         let Some(watch) = self.watches.get_mut(&w) else {
             return;
         };
-        watch.regs.retain(|r| *r != reg);
+        watch.regs.remove(&reg);
+        watch.disarm(reg, event);
         if watch.regs.is_empty() {
             let watch = self.watches.remove(&w).expect("present");
             debug!("INODE: last kevent on {} gone; mark removed", watch.key);
@@ -315,7 +352,19 @@ impl Source for InodeSource {
         [0, 0]
     }
 
-    fn delivered(&mut self, _reg: RegId) {}
+    fn delivered(&mut self, reg: RegId) {
+        // Reported and delivered: it may be reported again.
+        let Some(r) = self.regs.get_mut(&reg) else {
+            return;
+        };
+        let Some(watch) = r.watch.and_then(|w| self.watches.get_mut(&w)) else {
+            return;
+        };
+        if !r.armed {
+            r.armed = true;
+            watch.armed[class(r.event)].insert(reg);
+        }
+    }
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.kernel.fd())

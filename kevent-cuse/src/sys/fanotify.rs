@@ -5,11 +5,12 @@
 //! bytes, as nix only reads the fixed metadata and not the info records.
 //!
 //! A mark is named to the daemon by `(fsid, file handle)`, the same identity
-//! the events carry. The handle of a new mark is read back from
-//! `/proc/self/fdinfo/<group fd>`, where the kernel prints each inode mark as
-//! `fanotify ino:<hex> sdev:<hex> ... fhandle-bytes:<hex> fhandle-type:<hex>
-//! f_handle:<hex bytes>` using the same encoder as for events — so the
-//! daemon never calls name_to_handle_at(2), which no safe crate offers.
+//! the events carry. The handle of a new mark comes from name_to_handle_at(2)
+//! on the watched file ([`super::handle`]); only where that fails is it read
+//! back from `/proc/self/fdinfo/<group fd>`, where the kernel prints each
+//! inode mark as `fanotify ino:<hex> sdev:<hex> ... fhandle-bytes:<hex>
+//! fhandle-type:<hex> f_handle:<hex bytes>` using the same encoder as for
+//! events (that read grows with the number of marks).
 //!
 //! # References
 //! fanotify(7), fanotify_init(2), fanotify_mark(2); fs/notify/fdinfo.c.

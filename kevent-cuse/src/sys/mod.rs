@@ -1,11 +1,13 @@
 //! Thin wrappers over the system calls the daemon needs, built on `rustix`
 //! and `nix` safe APIs. The rest of the crate calls these instead of raw
-//! libc, so there is no `unsafe` outside this module tree.
+//! libc, so there is no `unsafe` outside this module tree (and inside it only
+//! in modules that say so: `fuse_uring`, `handle`).
 
 pub mod epoll_drain;
 pub mod fanotify;
 pub mod fuse_dev;
 pub mod fuse_uring;
+pub mod handle;
 pub mod inotify;
 pub mod pidfd;
 pub mod remote_mem;

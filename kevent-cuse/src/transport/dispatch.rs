@@ -574,6 +574,7 @@ impl Dispatcher {
             tid: h.pid,
             uid: h.uid,
             gid: h.gid,
+            request: h.unique,
         };
         let mut work = Work::default();
         let (out, kick) = {

@@ -340,7 +340,12 @@ impl Kernel {
         let fid = rustix::fs::fstatvfs(&t.path)
             .map_err(Errno::from)
             .and_then(|vfs| {
-                let handle = g.mark_handle(t.key.major, t.key.minor, t.key.ino);
+                // The handle in constant time; the group's fdinfo (all its
+                // marks) only where the kernel will not encode one for us.
+                let handle = match crate::sys::handle::fid_handle(t.path.as_fd()) {
+                    Ok(h) => Ok(Some(h)),
+                    Err(_) => g.mark_handle(t.key.major, t.key.minor, t.key.ino),
+                };
                 match handle.map_err(|e| io_errno(&e))? {
                     Some(handle) => Ok(Fid {
                         fsid: vfs.f_fsid,
