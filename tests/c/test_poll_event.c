@@ -267,7 +267,7 @@ static void t_own_kevent_fd(void)
 		if (poll(&p, 1, 200) != 1)
 			continue;
 		usleep(50 * 1000);
-		r = k_wait(q, ev, 4, 0);
+		r = k_wait(q, ev, 4, 1);
 		for (int i = 0; i < r; i++) {
 			timer |= ev[i].user[0] == 0x502;
 			self |= ev[i].user[0] == 0x501;

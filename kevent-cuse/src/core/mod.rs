@@ -595,9 +595,14 @@ impl Core {
                 continue;
             };
             let mut uk = r.uk;
-            let done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
+            let mut done = r.broken || r.uk.req_flags & KEVENT_REQ_ONESHOT != 0;
             if let Some(src) = self.sources[uk.type_ as usize].as_mut() {
                 uk.ret_data = src.ret_data(reg);
+                if let Some(id) = src.id(reg) {
+                    uk.id = id;
+                }
+                // A finished transfer (NAIO/AIO) goes with its delivery.
+                done |= src.finished(reg);
                 debug!("q={q} deliver {}", ukevent_display(&uk));
                 if !done {
                     r.ready = false;
