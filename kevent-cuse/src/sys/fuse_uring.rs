@@ -300,6 +300,14 @@ impl FuseRing {
         })
     }
 
+    /// Whether this process may create a ring of 128-byte entries at all
+    /// (io_uring can be disabled by sysctl, seccomp or a container).
+    pub fn probe() -> io::Result<()> {
+        IoUring::<squeue::Entry128, cqueue::Entry>::builder()
+            .build(2)
+            .map(drop)
+    }
+
     fn push(&mut self, e: squeue::Entry128) -> io::Result<()> {
         loop {
             // SAFETY: every buffer an entry points to (a Slot's iovecs and

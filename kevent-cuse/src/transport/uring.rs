@@ -183,6 +183,7 @@ impl ReplySink for EntrySink {
 /// The running rings of one FUSE connection.
 pub struct UringServer {
     queues: Vec<Arc<Queue>>,
+    pools: Vec<Arc<Pool>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -209,10 +210,15 @@ type Ready = mpsc::Sender<(u16, Result<(), (&'static str, io::Error)>)>;
 
 impl UringServer {
     /// Starts one pinned ring thread (and worker) per possible CPU on
-    /// `fuse` (whose INIT asked for io_uring) and returns once every queue
-    /// has registered all its entries. On error every thread is stopped
-    /// again; the connection is then unusable for io_uring (the caller
-    /// remounts without it).
+    /// `fuse` (whose INIT agreed on io_uring) and returns once every queue
+    /// has registered all its entries.
+    ///
+    /// On error every ring thread is stopped again and the connection is
+    /// left to /dev/fuse: a failed REGISTER makes the kernel drop io_uring
+    /// for the connection (and release the requests it holds); where a
+    /// queue failed before registering anything, a REGISTER for a queue
+    /// that does not exist is sent on purpose to get the same. The caller
+    /// then serves the connection another way.
     pub fn start<F>(
         fuse: Arc<F>,
         handler: Arc<dyn Handler>,
@@ -222,11 +228,45 @@ impl UringServer {
         F: AsFd + Send + Sync + 'static,
     {
         let n = possible_cpus();
-        let (tx, rx) = mpsc::channel();
         let mut server = UringServer {
             queues: Vec::with_capacity(n),
+            pools: Vec::with_capacity(n),
             threads: Vec::new(),
         };
+        let result = server.spawn_all(&fuse, &handler, opts, n);
+        if let Err(e) = result {
+            let registered = matches!(
+                e,
+                UringError::Queue {
+                    what: "REGISTER",
+                    ..
+                }
+            );
+            server.abandon();
+            if !registered {
+                poison(fuse.as_fd(), opts.payload);
+            }
+            return Err(e);
+        }
+        info!(
+            "FUSE-over-io_uring: {n} queue(s) of {} entries registered, one pinned ring thread per CPU",
+            opts.depth
+        );
+        Ok(server)
+    }
+
+    fn spawn_all<F>(
+        &mut self,
+        fuse: &Arc<F>,
+        handler: &Arc<dyn Handler>,
+        opts: Options,
+        n: usize,
+    ) -> Result<(), UringError>
+    where
+        F: AsFd + Send + Sync + 'static,
+    {
+        let server = self;
+        let (tx, rx) = mpsc::channel();
         for cpu in 0..n {
             let qid = cpu as u16;
             let wake = rustix::event::eventfd(
@@ -270,7 +310,9 @@ impl UringServer {
                 max: opts.depth as usize,
                 handler: handler.clone(),
                 sinks: sinks.clone(),
+                stop: AtomicBool::new(false),
             });
+            server.pools.push(pool.clone());
             pool.spawn().map_err(|e| UringError::Queue {
                 qid,
                 what: "spawning the worker thread",
@@ -290,26 +332,34 @@ impl UringServer {
             server.threads.push(t);
         }
         drop(tx);
+        // Every queue reports; the first failure (a REGISTER failure first:
+        // it decides how the kernel is left) is what counts.
         let deadline = std::time::Instant::now() + opts.register_timeout;
+        let mut failure: Option<UringError> = None;
         for _ in 0..n {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok((_, Ok(()))) => {}
                 Ok((qid, Err((what, source)))) => {
-                    server.stop();
-                    return Err(UringError::Queue { qid, what, source });
+                    let e = UringError::Queue { qid, what, source };
+                    if what == "REGISTER" || failure.is_none() {
+                        failure = Some(e);
+                    }
                 }
                 Err(_) => {
-                    server.stop();
-                    return Err(UringError::Timeout(opts.register_timeout));
+                    return Err(failure.unwrap_or(UringError::Timeout(opts.register_timeout)));
                 }
             }
         }
-        info!(
-            "FUSE-over-io_uring: {n} queue(s) of {} entries registered, one pinned ring thread per CPU",
-            opts.depth
-        );
-        Ok(server)
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Stops every ring thread at once, requests held or not.
+    fn abandon(&mut self) {
+        for q in &self.queues {
+            q.give_up.store(true, Ordering::Release);
+        }
+        self.stop();
     }
 
     /// Asks every ring thread to stop once the requests its entries hold
@@ -319,6 +369,9 @@ impl UringServer {
         for q in &self.queues {
             q.stop.store(true, Ordering::Release);
             q.kick_any();
+        }
+        for p in &self.pools {
+            p.stop();
         }
     }
 
@@ -354,6 +407,29 @@ impl UringServer {
     }
 }
 
+/// Sends a REGISTER for a queue that does not exist, which makes the kernel
+/// drop io_uring for the connection and release the requests it holds
+/// waiting for the rings (used when a queue failed before registering).
+fn poison(fd: BorrowedFd<'_>, payload: usize) {
+    let r = (|| -> io::Result<i32> {
+        let slots = Slot::many(1, payload)?;
+        let mut ring = FuseRing::new(fd, u16::MAX, 1)?;
+        ring.register(0, &slots[0])?;
+        ring.submit_and_wait(1)?;
+        let mut done = Vec::new();
+        ring.completions(&mut done);
+        Ok(done.first().map_or(0, |c| c.result))
+    })();
+    match r {
+        Ok(res) if res < 0 => debug!(
+            "uring: io_uring dropped for the connection ({})",
+            io::Error::from_raw_os_error(-res)
+        ),
+        Ok(_) => warn!("uring: the kernel accepted a REGISTER for no queue"),
+        Err(e) => warn!("uring: could not make the kernel drop io_uring for the connection: {e}"),
+    }
+}
+
 fn pin_to(cpu: usize) {
     let mut set = nix::sched::CpuSet::new();
     let pinned = set
@@ -378,9 +454,17 @@ struct Pool {
     max: usize,
     handler: Arc<dyn Handler>,
     sinks: Arc<Vec<Sink>>,
+    /// Idle workers end (one busy in a caller's memory ends when it returns).
+    stop: AtomicBool,
 }
 
 impl Pool {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _guard = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        self.cond.notify_all();
+    }
+
     fn spawn(self: &Arc<Self>) -> io::Result<()> {
         let n = self.workers.fetch_add(1, Ordering::AcqRel);
         let me = self.clone();
@@ -418,6 +502,9 @@ impl Pool {
                 loop {
                     if let Some(j) = jobs.pop_front() {
                         break j;
+                    }
+                    if self.stop.load(Ordering::Acquire) {
+                        return;
                     }
                     self.idle.fetch_add(1, Ordering::AcqRel);
                     jobs = self.cond.wait(jobs).unwrap_or_else(|e| e.into_inner());
@@ -621,6 +708,13 @@ impl EnableUring {
             path: path.to_path_buf(),
             saved: Some(cur),
         })
+    }
+
+    /// Checks that this process can create io_uring rings at all (before
+    /// anything is mounted: a mount that agreed on io_uring holds every
+    /// request until the rings exist).
+    pub fn probe_rings() -> Result<(), String> {
+        FuseRing::probe().map_err(|e| format!("io_uring is not available to the daemon: {e}"))
     }
 
     /// Puts the parameter back if we changed it.
