@@ -36,7 +36,8 @@ for mode in $modes; do
         wait_until 10 grep -q "serving mode $mode" "$DAEMON_LOG"
     fds_before=$(ls /proc/"$DAEMON_PID"/fd | wc -l)
     echo "# C tests against $dev (FUSE file, --serve $mode, daemon pid $DAEMON_PID, $fds_before fds)"
-    KEVENT_TRANSPORT=fuse KEVENT_SERVE=$mode KEVENT_DEVICE=$dev KEVENT_AIO_DAEMON_PID=$DAEMON_PID sh "$ctests/run.sh" "$dev"
+    KEVENT_TRANSPORT=fuse KEVENT_SERVE=$mode KEVENT_DEVICE=$dev KEVENT_AIO_DAEMON_PID=$DAEMON_PID \
+        KEVENT_STORM_N=${KEVENT_STORM_N:-300} sh "$ctests/run.sh" "$dev"
     rc=$?
     echo "# [$mode] C tests exit status $rc"
     [ $rc -eq 0 ] || all_rc=1
